@@ -1,0 +1,65 @@
+"""Batched building blocks: E independent linear layers run as one ``baddbmm``.
+
+Used by the probabilistic dynamics ensemble (E = members) and by SAC's twin critics (E = 2), so
+every member's forward and backward pass is one batched op per layer, never a Python loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` linear maps applied to ``E`` batches at once: ``[E, B, in] -> [E, B, out]``."""
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # Same scheme as nn.Linear (Kaiming-uniform weights, uniform bias), member by member.
+        bound = 1.0 / math.sqrt(self.in_features)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[E, B, in]`` (or ``[B, in]``, broadcast to every member)."""
+        if x.dim() == 2:
+            x = x.expand(self.members, *x.shape)
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}"
+
+
+class EnsembleMLP(nn.Module):
+    """``E`` MLPs of identical shape evaluated together: ``[E, B, in] -> [E, B, out]``."""
+
+    def __init__(
+        self,
+        members: int,
+        in_features: int,
+        out_features: int,
+        hidden: int,
+        layers: int,
+        activation: type[nn.Module] = nn.SiLU,
+    ) -> None:
+        super().__init__()
+        dims = [in_features] + [hidden] * layers
+        self.hidden = nn.ModuleList(
+            EnsembleLinear(members, i, o) for i, o in itertools.pairwise(dims)
+        )
+        self.act = activation()
+        self.out = EnsembleLinear(members, dims[-1], out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.hidden:
+            x = self.act(layer(x))
+        return self.out(x)

@@ -1,0 +1,285 @@
+"""Run one trial (algorithm x task x seed) without Ray.
+
+The driver owns the environments, the budget, evaluation and seeding, so every algorithm is measured
+the same way. It emits tidy rows ``{"env_step", "wallclock_s", "metric", "value"}``:
+
+- ``eval_return`` / ``eval_return_std`` / ``eval_length``: deterministic policy (``explore=False``)
+  on a separate env, ``eval_episodes`` episodes from the same fixed initial-state seeds at every
+  evaluation point (common random numbers across algorithms), every ``eval_every`` env steps and at
+  step 0;
+- ``train_return`` / ``train_length``: each finished training episode;
+- ``steps_per_s``: training throughput since the previous evaluation;
+- the algorithm's own metrics: the mean of ``update()`` values since the previous evaluation,
+  ``on_episode_end()`` values at each episode end, ``eval_metrics()`` at each evaluation.
+
+With a ``trial_dir`` it checkpoints at the first training-episode boundary after each evaluation and
+resumes from there: every training episode resets with a seed derived from (seed, episode index),
+so a resumed trial continues exactly where the uninterrupted one would have been.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from algorithms import AlgoConfig, Algorithm, RunContext, Transition, get_algorithm
+from algorithms.api import apply_overrides
+from envs import TASKS, TaskSpec
+
+log = logging.getLogger("mbrl_bench.driver")
+
+Row = dict[str, Any]
+
+
+class TrialDiverged(RuntimeError):
+    """A metric, action or observation became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What one trial runs. Everything here is plain data (it travels through Ray)."""
+
+    algo: str
+    task: str
+    seed: int
+    total_steps: int
+    """Budget in training env steps."""
+    eval_every: int = 1000
+    """Evaluate every this many env steps (and at step 0 and at the end)."""
+    eval_episodes: int = 5
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Hyperparameter overrides, validated against the algorithm's config dataclass."""
+    device: str = "auto"
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available)."""
+    threads: int | None = 1
+    """torch intra-op threads for this trial (``None`` leaves torch's default)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo}|{self.task}|s{self.seed}"
+
+
+def resolve(spec: TrialSpec) -> tuple[type[Algorithm], TaskSpec, AlgoConfig]:
+    """Check a trial before running it: names, overrides and capabilities. Raises on bad input."""
+    cls = get_algorithm(spec.algo)
+    entry = TASKS[spec.task]
+    config = apply_overrides(
+        cls.Config(), dict(spec.overrides), where=f"{spec.algo} on {entry.name}"
+    )
+    task = entry.resolve()
+    cls.check_task(task, config)
+    return cls, task, config
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _episode_seed(seed: int, stream: int, index: int) -> int:
+    """A reset seed for episode ``index`` of ``stream`` (0 train, 1 eval) of trial ``seed``."""
+    return int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0])
+
+
+def _check_finite(label: str, what: str, value: Any) -> None:
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise TrialDiverged(f"{label}: {what} is not finite ({value!r})")
+
+
+def _env_action(task: TaskSpec, action: np.ndarray | int) -> tuple[Any, np.ndarray]:
+    """The action for ``env.step`` and its ``[A]`` float record for the transition."""
+    if task.discrete:
+        idx = int(np.asarray(action).reshape(-1)[0])
+        return idx, np.asarray([idx], np.float32)
+    a = np.clip(np.asarray(action, np.float32).reshape(-1), task.act_low, task.act_high)
+    return a, a
+
+
+def evaluate(
+    algo: Algorithm, env: Any, task: TaskSpec, seeds: Iterable[int]
+) -> tuple[float, float, float]:
+    """Mean and std of the deterministic return over one episode per seed, and mean length."""
+    returns, lengths = [], []
+    for s in seeds:
+        obs, info = env.reset(seed=s)
+        algo.reset(explore=False)
+        total, n, done = 0.0, 0, False
+        while not done:
+            action, _ = _env_action(task, algo.act(obs, explore=False, info=info))
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            n += 1
+            done = terminated or truncated
+        returns.append(total)
+        lengths.append(n)
+    return float(np.mean(returns)), float(np.std(returns)), float(np.mean(lengths))
+
+
+def run_trial(
+    spec: TrialSpec,
+    *,
+    trial_dir: str | Path | None = None,
+    report: Callable[[list[Row], list[Row]], None] | None = None,
+) -> list[Row]:
+    """Run ``spec`` to its budget and return every row it emitted.
+
+    ``report(new_rows, all_rows)`` is called after each evaluation (the Ray adapter forwards to
+    Tune; the trial folder rewrites its curve).
+    With ``trial_dir``, a checkpoint there is resumed and refreshed after each evaluation.
+    """
+    cls, task, config = resolve(spec)
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    torch.manual_seed(spec.seed)  # module initialisation; all sampling uses the ctx generators
+    ctx = RunContext.from_seed(spec.seed, device=_device(spec.device), total_steps=spec.total_steps)
+    algo = cls(task, config, ctx)
+    env, eval_env = task.make_env(), task.make_env()
+    eval_seeds = [_episode_seed(spec.seed, 1, k) for k in range(spec.eval_episodes)]
+
+    rows: list[Row] = []
+    step, episode, elapsed0, next_eval = 0, 0, 0.0, 0
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    ckpt_path = Path(trial_dir) / "checkpoint.pt" if trial_dir is not None else None
+    if ckpt_path is not None and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=False)
+        algo.load_state_dict(state["algo"])
+        ctx.np_rng.bit_generator.state = state["np_rng"]
+        ctx.torch_gen.set_state(state["torch_gen"])
+        torch.set_rng_state(state["torch_global"])
+        rows, step, episode, elapsed0 = (
+            state["rows"],
+            state["step"],
+            state["episode"],
+            state["elapsed"],
+        )
+        next_eval, sums, counts = state["next_eval"], state["sums"], state["counts"]
+        log.info("%s: resumed at env step %d", spec.label, step)
+
+    t0 = time.perf_counter() - elapsed0
+    pending: list[Row] = []
+    last_eval_time, last_eval_step = time.perf_counter(), step
+    save_at_episode_end = False
+
+    def emit(metric: str, value: float, at: int) -> None:
+        _check_finite(spec.label, metric, value)
+        row = {
+            "env_step": at,
+            "wallclock_s": time.perf_counter() - t0,
+            "metric": metric,
+            "value": float(value),
+        }
+        rows.append(row)
+        pending.append(row)
+
+    def do_eval() -> None:
+        nonlocal last_eval_time, last_eval_step
+        mean, std, length = evaluate(algo, eval_env, task, eval_seeds)
+        now = time.perf_counter()
+        emit("eval_return", mean, step)
+        emit("eval_return_std", std, step)
+        emit("eval_length", length, step)
+        if step > last_eval_step:
+            emit("steps_per_s", (step - last_eval_step) / max(now - last_eval_time, 1e-9), step)
+        for k in sorted(sums):
+            emit(k, sums[k] / counts[k], step)
+        sums.clear()
+        counts.clear()
+        for k, v in algo.eval_metrics().items():
+            emit(k, v, step)
+        log.info(
+            "%s: step %d/%d eval_return %.1f (%.0f s)",
+            spec.label,
+            step,
+            spec.total_steps,
+            mean,
+            time.perf_counter() - t0,
+        )
+        if report is not None:
+            report(list(pending), rows)
+        pending.clear()
+        last_eval_time, last_eval_step = time.perf_counter(), step
+
+    def save() -> None:
+        assert ckpt_path is not None
+        state = {
+            "algo": algo.state_dict(),
+            "np_rng": ctx.np_rng.bit_generator.state,
+            "torch_gen": ctx.torch_gen.get_state(),
+            "torch_global": torch.get_rng_state(),
+            "rows": rows,
+            "step": step,
+            "episode": episode,
+            "next_eval": next_eval,
+            "sums": sums,
+            "counts": counts,
+            "elapsed": time.perf_counter() - t0,
+        }
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt_path)
+
+    try:
+        while step < spec.total_steps:
+            obs, info = env.reset(seed=_episode_seed(spec.seed, 0, episode))
+            algo.reset(explore=True)
+            ep_return, ep_len, done = 0.0, 0, False
+            while not done and step < spec.total_steps:
+                if step >= next_eval:
+                    do_eval()
+                    next_eval += spec.eval_every
+                    save_at_episode_end = ckpt_path is not None
+                action, record = _env_action(task, algo.act(obs, explore=True, info=info))
+                _check_finite(spec.label, "action", record)
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                _check_finite(spec.label, "observation", next_obs)
+                algo.observe(
+                    Transition(
+                        obs, record, float(reward), next_obs, bool(terminated), bool(truncated)
+                    )
+                )
+                step += 1
+                for k, v in algo.update().items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                    counts[k] = counts.get(k, 0) + 1
+                ep_return += float(reward)
+                ep_len += 1
+                obs = next_obs
+                done = terminated or truncated
+            episode += 1
+            emit("train_return", ep_return, step)
+            emit("train_length", ep_len, step)
+            for k, v in algo.on_episode_end().items():
+                emit(k, v, step)
+            if save_at_episode_end and step < spec.total_steps:
+                save()
+                save_at_episode_end = False
+        do_eval()
+    finally:
+        env.close()
+        eval_env.close()
+    if ckpt_path is not None and ckpt_path.exists():
+        ckpt_path.unlink()
+    return rows
+
+
+def eval_curve(rows: Iterable[Row], metric: str = "eval_return") -> list[tuple[int, float]]:
+    """``[(env_step, value)]`` of one metric, in order."""
+    return [(r["env_step"], r["value"]) for r in rows if r["metric"] == metric]
+
+
+def final_eval_return(rows: Iterable[Row]) -> float:
+    """The last evaluation's mean return (NaN when there was none)."""
+    curve = eval_curve(rows)
+    return curve[-1][1] if curve else math.nan

@@ -1,0 +1,139 @@
+"""Figures and tables from stored curves only (no Ray): ``python -m benchmark plots RUN``.
+
+Writes into ``results/<run>/``:
+
+- ``plots/<task>.png``: mean eval return per algorithm against env steps, with a 95% bootstrap
+  confidence band across seeds;
+- ``plots/all_tasks.png``: every task in one grid;
+- ``plots/<task>_diagnostics.png``: every other logged metric (model error, rollout horizon,
+  losses) as small multiples, so compounding model error is visible next to the returns;
+- ``summary.md`` / ``summary.tex``: final return per task and algorithm (mean, IQM, 95% CI).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+
+from benchmark.collect import load_curves
+from benchmark.stats import summary
+
+EVAL = "eval_return"
+NOT_DIAGNOSTIC = {EVAL, "eval_return_std", "eval_length", "train_length"}
+
+
+def plot_curves(
+    curves: pd.DataFrame, *, metric: str = EVAL, ax: Axes | None = None, seed: int = 0
+) -> Axes:
+    """Mean of ``metric`` per algorithm with a 95% bootstrap CI band across seeds."""
+    ax = ax or plt.gca()
+    df = curves[curves["metric"] == metric]
+    sns.lineplot(
+        data=df,
+        x="env_step",
+        y="value",
+        hue="algo",
+        hue_order=sorted(df["algo"].unique()),
+        errorbar=("ci", 95),
+        n_boot=1000,
+        seed=seed,
+        ax=ax,
+    )
+    ax.set_xlabel("env steps")
+    ax.set_ylabel(metric.replace("_", " "))
+    return ax
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def render(run_dir: str | Path) -> list[Path]:
+    """Render every figure and table of a run from its ``curves.csv``; returns the files written."""
+    run_dir = Path(run_dir)
+    curves = load_curves(run_dir)
+    out = run_dir / "plots"
+    written: list[Path] = []
+    sns.set_theme(style="whitegrid", context="paper")
+    tasks = sorted(curves.loc[curves["metric"] == EVAL, "env"].unique())
+    for task in tasks:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        plot_curves(curves[curves["env"] == task], ax=ax)
+        ax.set_title(task)
+        written.append(_save(fig, out / f"{task}.png"))
+
+        diag = curves[(curves["env"] == task) & ~curves["metric"].isin(NOT_DIAGNOSTIC)]
+        metrics = sorted(diag["metric"].unique())
+        if metrics:
+            cols = min(3, len(metrics))
+            rows = math.ceil(len(metrics) / cols)
+            fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+            for ax, m in zip(axes.flat, metrics, strict=False):
+                plot_curves(diag, metric=m, ax=ax)
+                ax.set_title(m)
+            for ax in list(axes.flat)[len(metrics) :]:
+                ax.set_visible(False)
+            fig.suptitle(f"{task}: diagnostics")
+            written.append(_save(fig, out / f"{task}_diagnostics.png"))
+
+    if tasks:
+        cols = min(3, len(tasks))
+        rows = math.ceil(len(tasks) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
+        for ax, task in zip(axes.flat, tasks, strict=False):
+            plot_curves(curves[curves["env"] == task], ax=ax)
+            ax.set_title(task)
+            if ax.get_legend() is not None and ax is not axes.flat[0]:
+                ax.get_legend().remove()
+        for ax in list(axes.flat)[len(tasks) :]:
+            ax.set_visible(False)
+        written.append(_save(fig, out / "all_tasks.png"))
+
+    table = summary(curves)
+    written += write_tables(table, run_dir)
+    return written
+
+
+def write_tables(table: pd.DataFrame, run_dir: Path) -> list[Path]:
+    """``summary.md`` and ``summary.tex`` of final returns."""
+    shown = table.assign(
+        **{
+            "mean ± std": [
+                f"{m:.1f} ± {s:.1f}" for m, s in zip(table["mean"], table["std"], strict=True)
+            ],
+            "IQM": [f"{v:.1f}" for v in table["iqm"]],
+            "95% CI": [
+                f"[{lo:.1f}, {hi:.1f}]"
+                for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
+            ],
+        }
+    )[["env", "algo", "seeds", "final_step", "mean ± std", "IQM", "95% CI"]]
+    md = run_dir / "summary.md"
+    header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
+    body = "".join(
+        "| " + " | ".join(str(v) for v in row) + " |\n" for row in shown.itertuples(index=False)
+    )
+    md.write_text("Final evaluation return (last evaluation of each seed).\n\n" + header + body)
+    tex = run_dir / "summary.tex"
+    latex = shown.assign(
+        env=shown["env"].str.replace("_", r"\_"), algo=shown["algo"].str.replace("_", r"\_")
+    )
+    tex.write_text(
+        latex.rename(columns={"mean ± std": r"mean $\pm$ std", "95% CI": r"95\% CI"})
+        .to_latex(index=False, escape=False, column_format="ll" + "r" * (len(shown.columns) - 2))
+        .replace("±", r"$\pm$")
+    )
+    return [md, tex]

@@ -1,0 +1,189 @@
+"""Task description: what an algorithm may know about an environment.
+
+A :class:`TaskEntry` is a lazy registry record (strings only, nothing imported).
+:meth:`TaskEntry.resolve` turns it into a :class:`TaskSpec`, the object algorithms see.
+
+Conventions for every function a task carries (batched torch, differentiable where the math is):
+
+- ``reward_fn(obs, act, next_obs) -> reward``: ``obs``/``next_obs`` are ``[..., O]``, ``act`` is
+  ``[..., A]`` (continuous, in the env's own action units) or one-hot ``[..., n]`` (discrete);
+  the result is ``[...]``. It equals what ``env.step`` returns (checked by the contract test).
+- ``termination_fn(obs, act, next_obs) -> done``: same shapes, bool ``[...]``; equals ``terminated``
+  (not ``truncated``: time limits are the driver's business).
+- ``dynamics(obs, act) -> next_obs``: the true transition in torch, ``[..., O]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import torch
+
+Tensor = torch.Tensor
+RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+TerminationFn = Callable[[Tensor, Tensor, Tensor], Tensor]
+DynamicsFn = Callable[[Tensor, Tensor], Tensor]
+#: ``linearize(obs, act) -> (A [O, O], B [O, A])``: discrete-time Jacobians of one env step.
+LinearizeFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class Capability(StrEnum):
+    """What a task offers and what an algorithm may require of it."""
+
+    REWARD_FN = "reward_fn"
+    """Batched torch reward function ``(obs, act, next_obs)``."""
+    TERMINATION_FN = "termination_fn"
+    """Batched torch termination function ``(obs, act, next_obs)``."""
+    DYNAMICS = "dynamics"
+    """Differentiable torch dynamics ``(obs, act) -> next_obs`` (true model, oracle ablations)."""
+    LINEARIZATION = "linearization"
+    """Jacobians of one env step around a point, plus an equilibrium (for LQR)."""
+    SIMULATOR = "simulator"
+    """The env puts its full simulator state in ``info["sim_state"]`` (MuJoCo oracle planners)."""
+    CONTINUOUS_ACTIONS = "continuous_actions"
+    """A ``Box`` action space."""
+    DISCRETE_ACTIONS = "discrete_actions"
+    """A ``Discrete`` action space."""
+
+
+def load(ref: str | None) -> Any:
+    """Import ``"package.module:attr"`` lazily (Gymnasium-style entry point)."""
+    if ref is None:
+        return None
+    module, _, attr = ref.partition(":")
+    if not attr:
+        raise ValueError(f"entry point {ref!r} must look like 'package.module:attr'")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A registry record. Every callable is a lazy ``"module:attr"`` string."""
+
+    name: str
+    """Short key used on the command line and in results (``pendulum``, ``hopper``)."""
+    make: str
+    """Entry point of a zero-argument-plus-kwargs factory returning a ``gymnasium.Env``."""
+    max_episode_steps: int
+    """Episode length (time-limit truncation) used for training and evaluation."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``make``."""
+    reward_fn: str | None = None
+    termination_fn: str | None = None
+    dynamics: str | None = None
+    linearize: str | None = None
+    """Entry point of ``linearize(obs, act) -> (A, B)``; derived from ``dynamics`` when absent."""
+    equilibrium: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    """``(obs*, act*)`` the task is to be stabilised at (upright pole), for LQR."""
+    simulator: bool = False
+    """True when the env puts its MuJoCo state in ``info["sim_state"]``."""
+    gamma: float = 0.99
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    """Free labels: ``classic``, ``mujoco``, ``discrete``, ``locomotion`` ..."""
+
+    def make_env(self, **overrides: Any):
+        """A fresh env with the registry's time limit."""
+        import gymnasium as gym
+
+        env = load(self.make)(**{**self.kwargs, **overrides})
+        return gym.wrappers.TimeLimit(env, max_episode_steps=self.max_episode_steps)
+
+    def resolve(self) -> TaskSpec:
+        """Import the task's functions and read its spaces (builds one env, then closes it)."""
+        import gymnasium as gym
+
+        env = self.make_env()
+        try:
+            obs_space, act_space = env.observation_space, env.action_space
+        finally:
+            env.close()
+        discrete = isinstance(act_space, gym.spaces.Discrete)
+        if discrete:
+            act_dim = int(act_space.n)
+            low = np.zeros(act_dim, np.float32)
+            high = np.ones(act_dim, np.float32)
+        else:
+            act_dim = int(np.prod(act_space.shape))
+            low = np.asarray(act_space.low, np.float32).reshape(-1)
+            high = np.asarray(act_space.high, np.float32).reshape(-1)
+        dynamics = load(self.dynamics)
+        linearize = load(self.linearize)
+        if linearize is None and dynamics is not None:
+            from envs.linearize import jacobian_linearizer
+
+            linearize = jacobian_linearizer(dynamics)
+        caps = {Capability.DISCRETE_ACTIONS if discrete else Capability.CONTINUOUS_ACTIONS}
+        if self.reward_fn:
+            caps.add(Capability.REWARD_FN)
+        if self.termination_fn:
+            caps.add(Capability.TERMINATION_FN)
+        if dynamics is not None:
+            caps.add(Capability.DYNAMICS)
+        if linearize is not None and self.equilibrium is not None:
+            caps.add(Capability.LINEARIZATION)
+        if self.simulator:
+            caps.add(Capability.SIMULATOR)
+        return TaskSpec(
+            name=self.name,
+            obs_dim=int(np.prod(obs_space.shape)),
+            act_dim=act_dim,
+            discrete=discrete,
+            act_low=low,
+            act_high=high,
+            max_episode_steps=self.max_episode_steps,
+            gamma=self.gamma,
+            reward_fn=load(self.reward_fn),
+            termination_fn=load(self.termination_fn),
+            dynamics=dynamics,
+            linearize=linearize,
+            equilibrium=(
+                None
+                if self.equilibrium is None
+                else (
+                    np.asarray(self.equilibrium[0], np.float64),
+                    np.asarray(self.equilibrium[1], np.float64),
+                )
+            ),
+            capabilities=frozenset(caps),
+            entry=self,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class TaskSpec:
+    """Everything an algorithm is told about a task. Built by :meth:`TaskEntry.resolve`."""
+
+    name: str
+    obs_dim: int
+    act_dim: int
+    """Action dimension (continuous) or number of actions (discrete)."""
+    discrete: bool
+    act_low: np.ndarray
+    """``[A]`` lower action bound (zeros for discrete tasks)."""
+    act_high: np.ndarray
+    """``[A]`` upper action bound (ones for discrete tasks)."""
+    max_episode_steps: int
+    gamma: float
+    reward_fn: RewardFn | None
+    termination_fn: TerminationFn | None
+    dynamics: DynamicsFn | None
+    linearize: LinearizeFn | None
+    equilibrium: tuple[np.ndarray, np.ndarray] | None
+    capabilities: frozenset[Capability]
+    entry: TaskEntry
+
+    def make_env(self, **overrides: Any):
+        """A fresh env of this task (see :meth:`TaskEntry.make_env`)."""
+        return self.entry.make_env(**overrides)
+
+    def has(self, cap: Capability) -> bool:
+        return cap in self.capabilities

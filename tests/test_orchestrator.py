@@ -1,0 +1,191 @@
+"""The command line and the orchestrator end to end: bad input, Ray grid, failures, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark import run as runmod
+from benchmark.driver import run_trial
+from benchmark.suites import GridRequest, expand
+from benchmark.trial import execute, read_status, trial_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(
+    python: str, env: dict[str, str], *args: str, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [python, "-m", "benchmark", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--algos", "sacc", "--envs", "pendulum"],
+            ["unknown algorithm 'sacc'", "Did you mean 'sac'", "random"],
+        ),
+        (
+            ["--algos", "sac", "--envs", "pendullum"],
+            ["unknown task 'pendullum'", "Did you mean 'pendulum'"],
+        ),
+        (
+            ["--algos", "sac", "--envs", "pendulum", "--set", "sac.lrr=0.1"],
+            ["unknown hyperparameter 'lrr'", "Valid keys"],
+        ),
+        (
+            ["--algos", "sac", "--envs", "pendulum", "--set", "sac.batch_size=big"],
+            ["'batch_size'", "must be"],
+        ),
+        (["--algos", "lqr", "--envs", "hopper"], ["'lqr' needs linearization", "hopper"]),
+        (["--algos", "sac", "--envs", "cartpole"], ["continuous_actions", "cartpole"]),
+        (["--suite", "nosuch"], ["unknown suite 'nosuch'", "quick"]),
+    ],
+)
+def test_bad_input_fails_before_ray(python, cli_env, tmp_path, args, expected):
+    probe = (
+        "import sys, benchmark.__main__ as m; rc = m.main(sys.argv[1:]); "
+        "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(rc)"
+    )
+    res = subprocess.run(
+        [python, "-c", probe, "run", "--results", str(tmp_path), *args],
+        cwd=ROOT,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2, res.stderr
+    for text in expected:
+        assert text in res.stderr
+    assert not any(tmp_path.iterdir()), "nothing is written for a rejected run"
+
+
+def test_run_folder_never_overwritten(tmp_path):
+    req = GridRequest(algos=["random"], tasks=["pendulum"], seeds=1, steps=10)
+    runmod.plan(req, tmp_path, "r1")
+    with pytest.raises(runmod.RunExistsError, match="RESUME=r1"):
+        runmod.plan(req, tmp_path, "r1")
+
+
+def test_ray_grid_end_to_end_with_failures(python, cli_env, tmp_path):
+    """A tiny grid through Ray Tune: curves, plots, tables; a NaN and a crashing trial are recorded
+    as failed while the rest of the grid finishes."""
+    res = cli(
+        python,
+        cli_env,
+        "run",
+        "--results", str(tmp_path),
+        "--run-id", "e2e",
+        "--algos", "random,lqr,diverging,crashing",
+        "--envs", "inverted_pendulum",
+        "--seeds", "2",
+        "--steps", "300",
+        "--eval-every", "100",
+        "--eval-episodes", "1",
+        "--num-cpus", "2",
+    )  # fmt: skip
+    run_dir = tmp_path / "e2e"
+    assert res.returncode == 3, res.stdout + res.stderr  # 3 = some trials failed
+    trials = pd.read_csv(run_dir / "trials.csv")
+    status = {(r.algo, r.seed): r.status for r in trials.itertuples()}
+    assert status == {
+        **{(a, s): "done" for a in ("random", "lqr") for s in (0, 1)},
+        **{(a, s): "failed" for a in ("diverging", "crashing") for s in (0, 1)},
+    }
+    errors = dict(zip(trials["algo"], trials["error"], strict=False))
+    assert "TrialDiverged" in errors["diverging"] and "boom" in errors["crashing"]
+
+    curves = pd.read_csv(run_dir / "curves.csv")
+    assert list(curves.columns) == [
+        "run_id",
+        "algo",
+        "env",
+        "seed",
+        "env_step",
+        "wallclock_s",
+        "metric",
+        "value",
+    ]
+    ev = curves[(curves.metric == "eval_return") & curves.algo.isin(["random", "lqr"])]
+    assert sorted(ev.env_step.unique()) == [0, 100, 200, 300]
+    assert ev.groupby(["algo", "seed"]).size().eq(4).all()
+    for name in (
+        "plots/inverted_pendulum.png",
+        "plots/all_tasks.png",
+        "summary.md",
+        "summary.tex",
+        "meta.json",
+    ):
+        assert (run_dir / name).stat().st_size > 0, name
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert {"git", "packages", "hardware", "resolved_configs"} <= set(meta)
+    assert "lqr" in (run_dir / "summary.md").read_text()
+    # plots re-render from stored curves, without Ray
+    (run_dir / "plots" / "all_tasks.png").unlink()
+    res = cli(python, cli_env, "plots", str(run_dir))
+    assert res.returncode == 0, res.stderr
+    assert (run_dir / "plots" / "all_tasks.png").stat().st_size > 0
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_skips_finished_and_continues_interrupted(tmp_path):
+    req = GridRequest(
+        algos=["random"], tasks=["pendulum"], seeds=2, steps=1000, eval_every=200, eval_episodes=1
+    )
+    run_dir, specs = runmod.plan(req, tmp_path, "res")
+    done_spec, cut_spec = specs
+    execute(done_spec, run_dir / "trials" / trial_name(done_spec))
+    done_curve = run_dir / "trials" / trial_name(done_spec) / "curve.csv"
+    stamp = done_curve.stat().st_mtime_ns
+
+    # interrupt the second trial at its evaluation at step 600 (checkpoints exist from step 400 on)
+    def stop(new, rows):
+        if any(r["metric"] == "eval_return" and r["env_step"] == 600 for r in new):
+            raise _Interrupt
+
+    cut_dir = run_dir / "trials" / trial_name(cut_spec)
+    cut_dir.mkdir(parents=True)
+    with pytest.raises(_Interrupt):
+        run_trial(cut_spec, trial_dir=cut_dir, report=stop)
+    assert (cut_dir / "checkpoint.pt").exists()
+
+    assert runmod.pending(run_dir) == [cut_spec]
+    runmod.execute_all(run_dir, runmod.pending(run_dir), use_ray=False)
+    assert done_curve.stat().st_mtime_ns == stamp, "a finished trial was rerun"
+    assert read_status(cut_dir)["status"] == "done"
+    assert not (cut_dir / "checkpoint.pt").exists()
+
+    # the resumed curve equals an uninterrupted run of the same trial
+    fresh = pd.DataFrame(run_trial(cut_spec))
+    resumed = pd.read_csv(cut_dir / "curve.csv")
+    key = ["env_step", "metric"]
+    keep = ~fresh.metric.isin(["steps_per_s"])
+    a = fresh[keep].sort_values(key).reset_index(drop=True)
+    b = resumed[~resumed.metric.isin(["steps_per_s"])].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[[*key, "value"]], b[[*key, "value"]], check_dtype=False)
+
+
+def test_quick_suite_is_valid():
+    specs = expand(GridRequest(suite="quick"))
+    assert specs, "the quick suite has trials"
+    assert {s.algo for s in specs} >= {"random", "sac", "rs", "lqr"}
+
+
+def test_paper_suite_is_valid():
+    assert expand(GridRequest(suite="paper"))
