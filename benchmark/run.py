@@ -24,7 +24,7 @@ from benchmark.suites import GridRequest, expand
 from benchmark.trial import execute, read_status, trial_name
 
 RESULTS = Path("results")
-PACKAGES = ["torch", "numpy", "gymnasium", "mujoco", "pandas", "seaborn", "ray", "rliable"]
+PACKAGES = ["torch", "numpy", "gymnasium", "mujoco", "pandas", "seaborn", "ray", "scipy"]
 
 
 class RunExistsError(FileExistsError):

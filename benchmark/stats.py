@@ -1,15 +1,19 @@
 """Statistics over seeds: pure functions over tidy curves and ``runs x tasks`` score matrices.
 
-Interval estimates use rliable's stratified bootstrap (Agarwal et al. 2021) with a seeded,
-local random state; the point estimates are the mean and the interquartile mean (IQM).
+Point estimates are the mean and the interquartile mean (IQM); intervals come from a stratified
+percentile bootstrap over runs, as in rliable (Agarwal et al. 2021, "Deep RL at the Edge of the
+Statistical Precipice"). It is written here rather than called from rliable because rliable 1.2.0
+draws its resamples from the global ``np.random`` (``StratifiedBootstrap.update_indices``), so its
+"seeded" intervals are not reproducible; ours take a local ``np.random.Generator``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
-from rliable import library as rly
-from rliable import metrics as rlm
+from scipy.stats import trim_mean
 
 SUMMARY_COLUMNS = ["env", "algo", "seeds", "final_step", "mean", "std", "iqm", "ci_low", "ci_high"]
 
@@ -23,29 +27,41 @@ def final_scores(curves: pd.DataFrame, metric: str = "eval_return") -> pd.DataFr
 
 
 def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean of a ``runs x tasks`` matrix (all entries pooled, as rliable does)."""
-    return float(rlm.aggregate_iqm(np.asarray(scores, dtype=np.float64)))
+    """Interquartile mean of a ``runs x tasks`` matrix, all entries pooled (rliable's definition)."""
+    return float(trim_mean(np.asarray(scores, dtype=np.float64).reshape(-1), 0.25))
+
+
+def mean(scores: np.ndarray) -> float:
+    return float(np.mean(scores))
+
+
+def stratified_bootstrap(
+    scores: np.ndarray, stat: Callable[[np.ndarray], float], reps: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``[reps]`` values of ``stat`` on resamples that redraw the runs of each task independently.
+
+    ``scores``: ``[runs, tasks]``.
+    """
+    runs, tasks = scores.shape
+    idx = rng.integers(0, runs, size=(reps, runs, tasks))
+    resampled = scores[idx, np.arange(tasks)[None, None, :]]  # [reps, runs, tasks]
+    return np.array([stat(r) for r in resampled])
 
 
 def bootstrap_ci(
     scores: np.ndarray, *, stat: str = "mean", reps: int = 2000, seed: int = 0, size: float = 0.95
 ) -> tuple[float, float]:
-    """Stratified-bootstrap CI of ``stat`` (``mean`` or ``iqm``) over the runs of each task."""
+    """Percentile CI of ``stat`` (``mean`` or ``iqm``) under the stratified bootstrap."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 1:
         scores = scores[:, None]
+    func = mean if stat == "mean" else iqm
     if scores.shape[0] < 2:
-        v = float(np.mean(scores))
+        v = func(scores)
         return v, v
-    func = rlm.aggregate_mean if stat == "mean" else rlm.aggregate_iqm
-    _, ci = rly.get_interval_estimates(
-        {"x": scores},
-        lambda x: np.array([func(x)]),
-        reps=reps,
-        confidence_interval_size=size,
-        random_state=np.random.RandomState(seed),
-    )
-    low, high = ci["x"][:, 0]
+    boot = stratified_bootstrap(scores, func, reps, np.random.default_rng(seed))
+    tail = 100 * (1 - size) / 2
+    low, high = np.percentile(boot, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -63,7 +79,7 @@ def summary(curves: pd.DataFrame, metric: str = "eval_return", *, seed: int = 0)
                 "final_step": int(g["env_step"].max()),
                 "mean": float(v.mean()),
                 "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                "iqm": iqm(v[:, None]),
+                "iqm": iqm(v),
                 "ci_low": low,
                 "ci_high": high,
             }

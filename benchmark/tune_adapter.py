@@ -51,6 +51,8 @@ def run_with_ray(
     import ray
     from ray import tune
 
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # one progress line per trial, not deduplicated
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         if address:
@@ -60,6 +62,9 @@ def run_with_ray(
     trainable = tune.with_resources(tune_trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     tuner = tune.Tuner(
         trainable,
+        tune_config=tune.TuneConfig(
+            trial_dirname_creator=lambda t: trial_name(TrialSpec(**t.config["trial"]))
+        ),
         param_space={
             "run_dir": str(run_dir.resolve()),
             "trial": tune.grid_search([asdict(s) for s in specs]),
