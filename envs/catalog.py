@@ -1,0 +1,175 @@
+"""The built-in tasks, registered lazily (only ``"module:attr"`` strings; nothing is imported).
+
+| task                       | env                                | steps | obs | act      |
+|----------------------------|------------------------------------|-------|-----|----------|
+| ``pendulum``               | Pendulum-v1                        | 200   | 3   | 1        |
+| ``cartpole_swingup``       | PILCO/PETS swing-up (this package) | 200   | 4   | 1        |
+| ``cartpole``               | CartPole-v1                        | 500   | 4   | 2 (disc) |
+| ``acrobot``                | Acrobot-v1                         | 500   | 6   | 3 (disc) |
+| ``inverted_pendulum``      | InvertedPendulum-v5                | 1000  | 4   | 1        |
+| ``inverted_double_pendulum`` | InvertedDoublePendulum-v5        | 1000  | 9   | 1        |
+| ``reacher``                | Reacher-v5                         | 50    | 10  | 2        |
+| ``halfcheetah``            | HalfCheetah-v5 (+ x)               | 1000  | 18  | 6        |
+| ``hopper``                 | Hopper-v5 (+ x)                    | 1000  | 12  | 3        |
+| ``walker2d``               | Walker2d-v5 (+ x)                  | 1000  | 18  | 6        |
+| ``ant``                    | Ant-v5, MBPO obs + torso x         | 1000  | 28  | 8        |
+| ``humanoid``               | Humanoid-v5, MBPO obs + CoM x      | 1000  | 46  | 17       |
+
+Every task has a reward and a termination function; see each module's docstring for the exact
+observation layout and for where (if anywhere) the functions can differ from ``env.step``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from envs import register
+from envs.spec import TaskEntry
+
+
+def _fns(module: str, *, dynamics: bool = False, linearize: bool = False) -> dict[str, str | None]:
+    return {
+        "reward_fn": f"{module}:reward_fn",
+        "termination_fn": f"{module}:termination_fn",
+        "dynamics": f"{module}:dynamics" if dynamics else None,
+        "linearize": f"{module}:linearize" if linearize else None,
+    }
+
+
+# --- classic control --------------------------------------------------------------------------
+
+register(
+    TaskEntry(
+        name="pendulum",
+        make="envs.classic.pendulum:make_env",
+        max_episode_steps=200,
+        **_fns("envs.classic.pendulum", dynamics=True),
+        equilibrium=((1.0, 0.0, 0.0), (0.0,)),
+        description="Pendulum-v1 swing-up and balance (torque-limited).",
+        tags=("classic",),
+    )
+)
+register(
+    TaskEntry(
+        name="cartpole_swingup",
+        make="envs.classic.cartpole_swingup:make_env",
+        max_episode_steps=200,
+        **_fns("envs.classic.cartpole_swingup", dynamics=True),
+        equilibrium=((0.0, 0.0, math.pi, 0.0), (0.0,)),
+        description="PILCO/PETS continuous cart-pole swing-up (l = 0.6 m, dt = 0.05 s).",
+        tags=("classic",),
+    )
+)
+register(
+    TaskEntry(
+        name="cartpole",
+        make="envs.classic.cartpole:make_env",
+        max_episode_steps=500,
+        **_fns("envs.classic.cartpole", dynamics=True),
+        description="CartPole-v1 balancing, two discrete pushes.",
+        tags=("classic", "discrete"),
+    )
+)
+register(
+    TaskEntry(
+        name="acrobot",
+        make="envs.classic.acrobot:make_env",
+        max_episode_steps=500,
+        **_fns("envs.classic.acrobot", dynamics=True),
+        description="Acrobot-v1 swing-up to height, three discrete torques.",
+        tags=("classic", "discrete"),
+    )
+)
+
+# --- MuJoCo (Gymnasium v5) --------------------------------------------------------------------
+
+register(
+    TaskEntry(
+        name="inverted_pendulum",
+        make="envs.mujoco.inverted_pendulum:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.inverted_pendulum", linearize=True),
+        # the pole capsule runs from (0, 0, 0) to (0.001, 0, 0.6): it balances at -atan(0.001/0.6)
+        equilibrium=((0.0, -math.atan2(0.001, 0.6), 0.0, 0.0), (0.0,)),
+        simulator=True,
+        description="InvertedPendulum-v5: keep the pole within 0.2 rad of upright.",
+        tags=("mujoco",),
+    )
+)
+register(
+    TaskEntry(
+        name="inverted_double_pendulum",
+        make="envs.mujoco.inverted_double_pendulum:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.inverted_double_pendulum"),
+        simulator=True,
+        description="InvertedDoublePendulum-v5: balance two stacked poles on a cart.",
+        tags=("mujoco",),
+    )
+)
+register(
+    TaskEntry(
+        name="reacher",
+        make="envs.mujoco.reacher:make_env",
+        max_episode_steps=50,
+        **_fns("envs.mujoco.reacher"),
+        simulator=True,
+        description="Reacher-v5: move a two-link arm's fingertip to a random target.",
+        tags=("mujoco",),
+    )
+)
+register(
+    TaskEntry(
+        name="halfcheetah",
+        make="envs.mujoco.half_cheetah:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.half_cheetah"),
+        simulator=True,
+        description="HalfCheetah-v5 running; obs[0] is the root x position.",
+        tags=("mujoco", "locomotion"),
+    )
+)
+register(
+    TaskEntry(
+        name="hopper",
+        make="envs.mujoco.hopper:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.hopper"),
+        simulator=True,
+        description="Hopper-v5 hopping; obs[0] is the root x position.",
+        tags=("mujoco", "locomotion"),
+    )
+)
+register(
+    TaskEntry(
+        name="walker2d",
+        make="envs.mujoco.walker2d:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.walker2d"),
+        simulator=True,
+        description="Walker2d-v5 walking; obs[0] is the root x position.",
+        tags=("mujoco", "locomotion"),
+    )
+)
+register(
+    TaskEntry(
+        name="ant",
+        make="envs.mujoco.ant:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.ant"),
+        simulator=True,
+        description="Ant-v5 with MBPO's 27-dim observation (obs[1:]) and torso x (obs[0]).",
+        tags=("mujoco", "locomotion"),
+    )
+)
+register(
+    TaskEntry(
+        name="humanoid",
+        make="envs.mujoco.humanoid:make_env",
+        max_episode_steps=1000,
+        **_fns("envs.mujoco.humanoid"),
+        simulator=True,
+        description="Humanoid-v5 with MBPO's 45-dim observation (obs[1:]) and CoM x (obs[0]).",
+        tags=("mujoco", "locomotion"),
+    )
+)

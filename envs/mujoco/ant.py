@@ -1,0 +1,75 @@
+"""Ant-v5 (Gymnasium 1.x, ``gymnasium/envs/mujoco/ant_v5.py``) with MBPO's truncated observation.
+
+Made with ``include_cfrc_ext_in_observation=False`` and ``contact_cost_weight=0``. obs (float64, 28):
+
+- ``obs[0]``: the torso's x position exactly as the forward reward reads it,
+  ``data.body("torso").xpos[0]``. After ``mj_step`` this is the kinematics of the last RK4 stage of
+  the last substep (not quite ``qpos[0]``; equal to it right after ``reset``);
+- ``obs[1:]`` (27): MBPO's ``AntTruncatedObs`` observation ``[qpos[2:] (13), qvel (14)]``, so
+  ``obs[1]`` is the torso height ``qpos[2]``.
+
+Action ``[8]`` in ``[-1, 1]``; ``frame_skip = 5`` of RK4 ``timestep = 0.01`` (``dt = 0.05``).
+
+- healthy (post-step): every state entry finite and ``0.2 <= z <= 1.0`` (inclusive in v5);
+- termination = not healthy;
+- reward = ``(obs'[0] - obs[0]) / dt + 1 * healthy - 0.5 |a|^2``: exact.
+
+The contact cost is switched off because the contact forces (``cfrc_ext``) are not in the
+observation. MBPO (Janner et al. 2019) also effectively trained without it: on mujoco >= 2.0
+``cfrc_ext`` was identically zero (not computed without ``mj_rnePostConstraint``), so its Ant contact
+cost was 0. The finiteness check sees ``obs`` only (``qpos[1]`` is not observed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from envs.mujoco._common import ctrl_cost, fixed_kwargs
+from envs.wrappers import PrependObservation, SimStateInfo
+
+Tensor = torch.Tensor
+
+DT = 0.01 * 5
+FORWARD_WEIGHT = 1.0
+CTRL_WEIGHT = 0.5
+HEALTHY_REWARD = 1.0
+HEALTHY_Z_RANGE = (0.2, 1.0)
+FIXED = {
+    "exclude_current_positions_from_observation": True,
+    "include_cfrc_ext_in_observation": False,
+    "contact_cost_weight": 0.0,
+    "main_body": 1,
+}
+
+
+def _torso_x(env: Any) -> float:
+    return float(env.data.body(env._main_body).xpos[0])
+
+
+def make_env(**kwargs: Any) -> gym.Env:
+    """``AntEnv`` (MBPO observation, no contact cost), torso x prepended, ``info["sim_state"]``."""
+    from gymnasium.envs.mujoco.ant_v5 import AntEnv
+
+    return SimStateInfo(PrependObservation(AntEnv(**fixed_kwargs(kwargs, FIXED)), _torso_x))
+
+
+def is_healthy(obs: Tensor) -> Tensor:
+    """``[..., 28] -> [...]`` bool: Ant-v5's ``is_healthy``."""
+    z = obs[..., 1]
+    finite = torch.isfinite(obs).all(-1)
+    return finite & (z >= HEALTHY_Z_RANGE[0]) & (z <= HEALTHY_Z_RANGE[1])
+
+
+def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """``[..., 28] -> [...]``: the post-step state is unhealthy."""
+    return ~is_healthy(next_obs)
+
+
+def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+    """``[..., 28], [..., 8], [..., 28] -> [...]``: forward velocity + healthy bonus - ctrl cost."""
+    forward = FORWARD_WEIGHT * (next_obs[..., 0] - obs[..., 0]) / DT
+    healthy = HEALTHY_REWARD * is_healthy(next_obs).to(next_obs.dtype)
+    return forward + healthy - ctrl_cost(act, CTRL_WEIGHT)
