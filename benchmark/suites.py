@@ -168,16 +168,12 @@ def expand(req: GridRequest) -> list[TrialSpec]:
         overrides = {**(a_opts.get("default") or {}), **(a_opts.get(task) or {})}
         overrides.update((req.overrides or {}).get(algo, {}))
         steps = req.steps or (a_opts.get("steps") or {}).get(task) or t_opts.get("steps")
-        steps = steps or suite.get("default_steps")
-        if not steps:
-            raise SuiteError(
-                f"no budget for task {task!r} in suite {suite['name']!r}: pass STEPS=..."
-            )
+        steps = int(steps or suite.get("default_steps") or 0)
         base = TrialSpec(
             algo=algo,
             task=task,
             seed=0,
-            total_steps=int(steps),
+            total_steps=steps,
             eval_every=int(
                 req.eval_every or t_opts.get("eval_every") or suite.get("eval_every", 1000)
             ),
@@ -192,6 +188,11 @@ def expand(req: GridRequest) -> list[TrialSpec]:
             resolve(base)
         except ConfigError as e:
             problems.append(str(e))
+            continue
+        if steps <= 0:
+            problems.append(
+                f"no budget for {algo} on {task} in suite {suite['name']!r}: pass STEPS=..."
+            )
             continue
         specs.extend(TrialSpec(**{**asdict(base), "seed": s}) for s in range(seeds))
     if problems:
