@@ -1,0 +1,320 @@
+"""Soft Actor-Critic learner, independent of env stepping (Haarnoja et al. 2018b).
+
+"Soft Actor-Critic Algorithms and Applications" (arXiv:1812.05905), Algorithm 1 with automatic
+entropy tuning: twin Q critics with Polyak-averaged targets, a tanh-squashed Gaussian actor trained
+through the reparameterisation trick, and a learned temperature ``alpha``.
+
+The learner only sees tensors. The ``sac`` plugin (``algorithms/sac.py``) drives it from real
+transitions; MBPO, MVE and STEVE drive it from model rollouts and may pass their own TD targets
+(``update(batch, target=...)``).
+
+Action spaces: the actor and the critics work in the normalised box ``[-1, 1]^A`` (as softlearning
+does through its action-rescaling wrapper). :meth:`SACLearner.act` returns env units
+``low + (a + 1) / 2 * (high - low)`` and :meth:`SACLearner.update` takes a batch whose ``act`` is in
+env units, so callers never rescale. Log-probabilities, entropies and the target entropy ``-|A|``
+are those of the normalised action.
+
+Twin critics are one :class:`~algorithms.models.layers.EnsembleMLP` with two members, so both Q
+functions run as one batched op per layer (the target critic likewise).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from algorithms.buffer import Batch
+from algorithms.models.layers import EnsembleMLP
+
+__all__ = ["SACLearner", "SACLearnerConfig", "SquashedGaussianActor"]
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Clamp of the actor's log standard deviation (softlearning ``SCALE_DIAG_MIN_MAX``)."""
+
+
+@dataclass(frozen=True)
+class SACLearnerConfig:
+    """The learner's hyperparameters. Defaults: Haarnoja et al. 2018b, Table 1 (and softlearning).
+
+    Plugins that embed a SAC learner (``sac``, MBPO, ...) keep these fields, under the same names,
+    in their own flat config and build this with :meth:`from_config`.
+    """
+
+    lr: float = 3e-4
+    """Adam learning rate of actor, critics and temperature (Table 1: 3e-4)."""
+    gamma: float = 0.99
+    """Discount (Table 1: 0.99)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics, updated every gradient step (Table 1: 0.005,
+    target update interval 1)."""
+    batch_size: int = 256
+    """Minibatch size (Table 1: 256). The learner uses the batch it gets; callers sample this."""
+    hidden: int = 256
+    """Hidden units per layer of actor and critics (Table 1: 256)."""
+    layers: int = 2
+    """Hidden layers of actor and critics (Table 1: 2), ReLU (Table 1)."""
+    target_entropy: float | None = None
+    """Entropy target of the temperature loss; ``None`` = ``-|A|`` (Table 1: -dim(A))."""
+    init_alpha: float = 1.0
+    """Initial temperature (softlearning: ``log_alpha`` initialised to 0)."""
+    autotune_alpha: bool = True
+    """Learn ``alpha`` (Haarnoja et al. 2018b, Sec. 5); False keeps ``init_alpha`` fixed."""
+    bf16: bool = False
+    """Run the network passes under bfloat16 autocast (losses stay float32). Not in the paper."""
+
+    @classmethod
+    def from_config(cls, config: Any) -> SACLearnerConfig:
+        """Pick this class's fields, by name, from any config object that carries them."""
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+
+def mlp(in_features: int, out_features: int, hidden: int, layers: int) -> nn.Sequential:
+    """``layers`` hidden ReLU layers of width ``hidden``, then a linear output."""
+    dims = [in_features] + [hidden] * layers
+    mods: list[nn.Module] = []
+    for i, o in itertools.pairwise(dims):
+        mods += [nn.Linear(i, o), nn.ReLU()]
+    mods.append(nn.Linear(dims[-1], out_features))
+    return nn.Sequential(*mods)
+
+
+class SquashedGaussianActor(nn.Module):
+    """``pi(a|s) = tanh(N(mu(s), sigma(s)^2))`` over ``[-1, 1]^A``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, 2 * act_dim, hidden, layers)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs [B, O]`` -> ``mean [B, A]``, ``log_std [B, A]`` (float32, clamped)."""
+        mean, log_std = self.net(obs).float().chunk(2, dim=-1)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample from standard-normal ``noise [B, A]``.
+
+        Returns ``a [B, A]`` in ``(-1, 1)`` and ``log pi(a|s) [B]``, with the tanh correction
+        ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2)`` written in the stable form
+        ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``.
+        """
+        mean, log_std = self(obs)
+        u = mean + log_std.exp() * noise
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), log_prob
+
+
+class SACLearner:
+    """SAC's networks, optimisers and gradient step; knows nothing about environments.
+
+    Args:
+        obs_dim, act_dim: sizes ``O`` and ``A``.
+        act_low, act_high: ``[A]`` env action bounds (finite).
+        cfg: hyperparameters (any object with :class:`SACLearnerConfig`'s fields).
+        device: where networks live and :meth:`update` computes.
+        generator: CPU ``torch.Generator`` for the actor's noise (never the global RNG). On a
+            non-CPU device a device generator is seeded from it once, so sampling stays on device.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        act_low: np.ndarray | torch.Tensor,
+        act_high: np.ndarray | torch.Tensor,
+        cfg: Any,
+        device: torch.device | str,
+        generator: torch.Generator,
+    ) -> None:
+        cfg = cfg if isinstance(cfg, SACLearnerConfig) else SACLearnerConfig.from_config(cfg)
+        self.cfg = cfg
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.device = torch.device(device)
+        if self.device.type == "cpu":
+            self.generator = generator
+        else:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            self.generator = torch.Generator(self.device).manual_seed(seed)
+
+        low = torch.as_tensor(act_low, dtype=torch.float32).to(self.device).reshape(act_dim)
+        high = torch.as_tensor(act_high, dtype=torch.float32).to(self.device).reshape(act_dim)
+        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
+            raise ValueError("SAC needs finite action bounds")
+        self.act_scale = (high - low) / 2  # [A]
+        self.act_bias = (high + low) / 2  # [A]
+
+        self.actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden, cfg.layers).to(self.device)
+        self.critic = EnsembleMLP(
+            2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers, activation=nn.ReLU
+        ).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(
+            math.log(cfg.init_alpha), device=self.device, requires_grad=cfg.autotune_alpha
+        )
+        self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
+
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self._critic_params = list(self.critic.parameters())
+        self._target_params = list(self.critic_target.parameters())
+        self.updates = 0
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Current temperature (a detached scalar tensor)."""
+        return self.log_alpha.detach().exp()
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
+    def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.device)
+
+    def to_env_action(self, a: torch.Tensor) -> torch.Tensor:
+        """``[..., A]`` normalised action in ``[-1, 1]`` -> env units."""
+        return a * self.act_scale + self.act_bias
+
+    def to_unit_action(self, a: torch.Tensor) -> torch.Tensor:
+        """``[..., A]`` env-unit action -> normalised ``[-1, 1]``."""
+        return (a - self.act_bias) / self.act_scale
+
+    def q_values(
+        self, obs: torch.Tensor, act_unit: torch.Tensor, *, target: bool = False
+    ) -> torch.Tensor:
+        """Both critics: ``obs [B, O]``, normalised ``act_unit [B, A]`` -> ``[2, B]`` (float32)."""
+        net = self.critic_target if target else self.critic
+        with self._autocast():
+            return net(torch.cat([obs, act_unit], dim=-1)).squeeze(-1).float()
+
+    def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised sample: ``obs [B, O]`` -> normalised ``a [B, A]``, ``log_prob [B]``."""
+        noise = self._noise((obs.shape[0], self.act_dim))
+        with self._autocast():
+            return self.actor.sample(obs, noise)
+
+    @torch.no_grad()
+    def soft_value_target(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """``V(s') = min_i Q_targ_i(s', a') - alpha log pi(a'|s')``, ``a' ~ pi``: ``[B]``."""
+        next_a, next_log_prob = self.policy(next_obs)
+        q_next = self.q_values(next_obs, next_a, target=True).min(0).values
+        return q_next - self.alpha * next_log_prob
+
+    @torch.no_grad()
+    def td_target(self, batch: Batch) -> torch.Tensor:
+        """One-step soft TD target ``r + gamma (1 - terminated) V(s')``: ``[B]``."""
+        v_next = self.soft_value_target(batch.next_obs)
+        return batch.reward + self.cfg.gamma * (1.0 - batch.terminated) * v_next
+
+    # ---- acting --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
+        """``obs [B, O]`` -> action ``[B, A]`` in env units; ``tanh(mean)`` when deterministic."""
+        obs = obs.to(self.device, torch.float32)
+        if deterministic:
+            with self._autocast():
+                a = torch.tanh(self.actor(obs)[0])
+        else:
+            a = self.policy(obs)[0]
+        return self.to_env_action(a)
+
+    # ---- learning ------------------------------------------------------------------------------
+
+    def update(self, batch: Batch, target: torch.Tensor | None = None) -> dict[str, float]:
+        """One gradient step on critics, actor and temperature, then the Polyak target update.
+
+        ``batch``: obs ``[B, O]``, act ``[B, A]`` (env units), reward ``[B]``, next_obs ``[B, O]``,
+        terminated ``[B]``; moved to the learner's device if it is not there already.
+        ``target``: optional ``[B]`` critic regression target replacing :meth:`td_target`
+        (MVE / STEVE pass their multi-step targets).
+        """
+        obs, act, reward, next_obs, terminated = (
+            x.to(self.device, torch.float32, non_blocking=True) for x in batch
+        )
+        batch = Batch(obs, act, reward, next_obs, terminated)
+
+        # Critics: 0.5 * mean squared soft Bellman error of each Q (softlearning's loss), summed.
+        y = self.td_target(batch) if target is None else target.to(self.device).detach()
+        q = self.q_values(obs, self.to_unit_action(act))  # [2, B]
+        critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        # Actor: minimise E[alpha log pi(a|s) - min_i Q_i(s, a)], a reparameterised. The critic is
+        # frozen for this pass, so no weight gradients are computed for it.
+        alpha = self.alpha
+        self.critic.requires_grad_(False)
+        a_pi, log_prob = self.policy(obs)
+        q_pi = self.q_values(obs, a_pi).min(0).values
+        actor_loss = (alpha * log_prob - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.critic.requires_grad_(True)
+
+        # Temperature: minimise -log_alpha * (log pi + target_entropy) (softlearning's form).
+        log_prob = log_prob.detach()
+        if self.cfg.autotune_alpha:
+            alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+        else:
+            alpha_loss = torch.zeros((), device=self.device)
+
+        # Targets: theta_targ <- (1 - tau) theta_targ + tau theta, one fused op over all tensors.
+        with torch.no_grad():
+            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
+        self.updates += 1
+
+        stats = torch.stack(
+            [
+                critic_loss.detach(),
+                actor_loss.detach(),
+                alpha_loss.detach(),
+                alpha,
+                -log_prob.mean(),
+                q.detach().mean(),
+            ]
+        ).tolist()  # one device sync
+        keys = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean")
+        return dict(zip(keys, stats, strict=True))
+
+    # ---- checkpointing -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "generator": self.generator.get_state(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.generator.set_state(state["generator"])
+        self.updates = int(state["updates"])
