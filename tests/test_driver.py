@@ -14,7 +14,10 @@ SMOKE: dict[str, tuple[str, dict]] = {
     "random": ("pendulum", {}),
     "lqr": ("inverted_pendulum", {}),
     "sac": ("pendulum", {"learning_starts": 64, "batch_size": 32}),
-    "rs": ("pendulum", {"population": 64, "horizon": 5, "initial_random_steps": 100, "model_max_epochs": 5}),
+    "rs": (
+        "pendulum",
+        {"population": 64, "horizon": 5, "initial_random_steps": 100, "model_max_epochs": 5},
+    ),
 }
 VOLATILE = {"steps_per_s"}
 
