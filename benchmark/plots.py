@@ -31,18 +31,31 @@ EVAL = "eval_return"
 NOT_DIAGNOSTIC = {EVAL, "eval_return_std", "eval_length", "train_length"}
 
 
+def algo_palette(algos) -> dict[str, tuple[float, float, float]]:
+    """One fixed colour per algorithm, so every panel and figure of a run agrees."""
+    names = sorted(set(algos))
+    return dict(zip(names, sns.color_palette("tab10", len(names)), strict=True))
+
+
 def plot_curves(
-    curves: pd.DataFrame, *, metric: str = EVAL, ax: Axes | None = None, seed: int = 0
+    curves: pd.DataFrame,
+    *,
+    metric: str = EVAL,
+    ax: Axes | None = None,
+    seed: int = 0,
+    palette: dict[str, tuple[float, float, float]] | None = None,
 ) -> Axes:
     """Mean of ``metric`` per algorithm with a 95% bootstrap CI band across seeds."""
     ax = ax or plt.gca()
     df = curves[curves["metric"] == metric]
+    palette = palette or algo_palette(df["algo"])
     sns.lineplot(
         data=df,
         x="env_step",
         y="value",
         hue="algo",
-        hue_order=sorted(df["algo"].unique()),
+        hue_order=[a for a in palette if a in set(df["algo"])],
+        palette=palette,
         errorbar=("ci", 95),
         n_boot=1000,
         seed=seed,
@@ -53,9 +66,10 @@ def plot_curves(
     return ax
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: plt.Figure, path: Path, *, tight: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -69,9 +83,10 @@ def render(run_dir: str | Path) -> list[Path]:
     written: list[Path] = []
     sns.set_theme(style="whitegrid", context="paper")
     tasks = sorted(curves.loc[curves["metric"] == EVAL, "env"].unique())
+    palette = algo_palette(curves["algo"])
     for task in tasks:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        plot_curves(curves[curves["env"] == task], ax=ax)
+        plot_curves(curves[curves["env"] == task], ax=ax, palette=palette)
         ax.set_title(task)
         written.append(_save(fig, out / f"{task}.png"))
 
@@ -82,7 +97,7 @@ def render(run_dir: str | Path) -> list[Path]:
             rows = math.ceil(len(metrics) / cols)
             fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
             for ax, m in zip(axes.flat, metrics, strict=False):
-                plot_curves(diag, metric=m, ax=ax)
+                plot_curves(diag, metric=m, ax=ax, palette=palette)
                 ax.set_title(m)
             for ax in list(axes.flat)[len(metrics) :]:
                 ax.set_visible(False)
@@ -94,13 +109,16 @@ def render(run_dir: str | Path) -> list[Path]:
         rows = math.ceil(len(tasks) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
         for ax, task in zip(axes.flat, tasks, strict=False):
-            plot_curves(curves[curves["env"] == task], ax=ax)
+            plot_curves(curves[curves["env"] == task], ax=ax, palette=palette)
             ax.set_title(task)
-            if ax.get_legend() is not None and ax is not axes.flat[0]:
+            if ax.get_legend() is not None:
                 ax.get_legend().remove()
         for ax in list(axes.flat)[len(tasks) :]:
             ax.set_visible(False)
-        written.append(_save(fig, out / "all_tasks.png"))
+        handles = [plt.Line2D([], [], color=c, label=a) for a, c in palette.items()]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        written.append(_save(fig, out / "all_tasks.png", tight=False))
 
     table = summary(curves)
     written += write_tables(table, run_dir)

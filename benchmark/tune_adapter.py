@@ -48,11 +48,12 @@ def run_with_ray(
     num_cpus: int | None = None,
 ) -> None:
     """Run ``specs`` as one Tune grid. Local Ray unless ``RAY_ADDRESS`` is set (then join it)."""
+    # before importing ray: one progress line per trial (not deduplicated), no usage reporting
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
     from ray import tune
 
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # one progress line per trial, not deduplicated
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         if address:

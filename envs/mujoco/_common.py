@@ -28,3 +28,20 @@ def never(next_obs: Tensor) -> Tensor:
 def ctrl_cost(act: Tensor, weight: float) -> Tensor:
     """``[..., A] -> [...]``: ``weight * sum(act^2)`` on the raw action, as Gymnasium v5 does."""
     return weight * (act**2).sum(-1)
+
+
+def locomotion_reward(
+    obs: Tensor,
+    act: Tensor,
+    next_obs: Tensor,
+    *,
+    dt: float,
+    forward_weight: float,
+    healthy: Tensor,
+    healthy_reward: float,
+    ctrl_weight: float,
+) -> Tensor:
+    """Gymnasium v5 locomotion reward from ``obs[..., 0]``, the x the forward term differentiates:
+    ``forward_weight * dx / dt + healthy_reward * healthy - ctrl_weight * |a|^2``; ``[...]``."""
+    forward = forward_weight * (next_obs[..., 0] - obs[..., 0]) / dt
+    return forward + healthy_reward * healthy.to(next_obs.dtype) - ctrl_cost(act, ctrl_weight)

@@ -28,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from envs.mujoco._common import ctrl_cost, fixed_kwargs
+from envs.mujoco._common import fixed_kwargs, locomotion_reward
 from envs.wrappers import PrependObservation, SimStateInfo
 
 Tensor = torch.Tensor
@@ -74,6 +74,13 @@ def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
 
 def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     """``[..., 46], [..., 17], [..., 46] -> [...]``: forward CoM velocity + healthy - ctrl cost."""
-    forward = FORWARD_WEIGHT * (next_obs[..., 0] - obs[..., 0]) / DT
-    healthy = HEALTHY_REWARD * is_healthy(next_obs).to(next_obs.dtype)
-    return forward + healthy - ctrl_cost(act, CTRL_WEIGHT)
+    return locomotion_reward(
+        obs,
+        act,
+        next_obs,
+        dt=DT,
+        forward_weight=FORWARD_WEIGHT,
+        healthy=is_healthy(next_obs),
+        healthy_reward=HEALTHY_REWARD,
+        ctrl_weight=CTRL_WEIGHT,
+    )
