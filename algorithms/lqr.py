@@ -2,7 +2,7 @@
 equilibrium (the upright pole). A controller, not a learner: the gain is computed once.
 
 Given ``x_{t+1} - x* ≈ A (x_t - x*) + B (u_t - u*)`` from ``task.linearize(x*, u*)`` (autograd of
-the torch dynamics, or MuJoCo's finite-difference ``mjd_transitionFD`` on the simulator), solve the
+the torch dynamics, or central finite differences of the MuJoCo simulator step), solve the
 discrete algebraic Riccati equation ``P = Q + Aᵀ P A - Aᵀ P B (R + Bᵀ P B)⁻¹ Bᵀ P A`` and act with
 ``u = u* - K (x - x*)``, ``K = (R + Bᵀ P B)⁻¹ Bᵀ P A``, clipped to the action bounds.
 (Anderson & Moore, "Optimal Control: Linear Quadratic Methods", 1990, ch. 2-3.)

@@ -10,7 +10,7 @@ Both are exact functions of ``next_obs``. The XML's pole capsule runs from ``(0,
 ``(0.001, 0, 0.6)``, so the upright rest state (the registry's equilibrium) is
 ``theta* = -atan(0.001 / 0.6) = -1.667e-3`` rad, not 0: ``(0, theta*, 0, 0)`` with ``f = 0`` is an
 exact fixed point of the env step. :func:`linearize` gives the discrete-time Jacobians of one
-env step (both substeps) with MuJoCo's ``mjd_transitionFD``.
+env step (both substeps) by central finite differences of the simulator (see :func:`linearize`).
 """
 
 from __future__ import annotations
