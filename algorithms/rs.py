@@ -97,6 +97,9 @@ class RSConfig(AlgoConfig):
     ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)``."""
     model_max_epochs: int | None = None
     """Cap on epochs per fit (``None``: MBPO's early stopping alone)."""
+    model_bf16: bool = False
+    """Run the ensemble's forward passes under bf16 autocast (``EnsembleConfig.bf16``; weights,
+    optimizer, loss and outputs stay float32). Off: PETS/MBPO train in fp32."""
     holdout_ratio: float = 0.2
     """Holdout fraction for early stopping and elites. MBPO ``holdout_ratio=0.2``."""
     learn_reward: bool = False
@@ -114,6 +117,7 @@ class RSConfig(AlgoConfig):
             batch_size=self.model_batch_size,
             holdout_ratio=self.holdout_ratio,
             max_epochs=self.model_max_epochs,
+            bf16=self.model_bf16,
             learn_reward=self.learn_reward,
         )
 

@@ -10,7 +10,10 @@ candidate sequences split over 5 elites, as ``rs`` does with ``propagation="tsin
 
 - *batched*: :class:`~algorithms.models.ensemble.ProbabilisticEnsemble` (one ``baddbmm`` per
   layer for all members, exactly the training step ``fit`` runs);
-- *loop*: ``E`` separate ``nn.Sequential`` MLPs called one after the other.
+- *loop*: ``E`` separate ``nn.Sequential`` MLPs called one after the other;
+- *batched bf16*: the batched model with ``EnsembleConfig(bf16=True)`` (its forward under bf16
+  autocast; weights, Adam and the NLL in fp32). A *different precision*: its ratio
+  ``loop-fp32 / batched-bf16`` is printed separately from the same-precision ``loop/batched``.
 
 Timing: warm-up, then ``--rounds`` rounds of ``--iters`` iterations, alternating the two
 variants round by round (so background load hits both alike); the reported time per iteration
@@ -24,6 +27,7 @@ their GEMMs near that rate, no batching can make one 3x faster than the other.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import math
 import statistics
@@ -151,35 +155,45 @@ def run_case(name: str, obs_dim: int, act_dim: int, args: argparse.Namespace) ->
     x = torch.randn(cfg.members, args.batch, in_dim, generator=gen)
     y = torch.randn(cfg.members, args.batch, out_dim, generator=gen)
     batched = ProbabilisticEnsemble(obs_dim, act_dim, cfg)
+    bf16 = ProbabilisticEnsemble(obs_dim, act_dim, dataclasses.replace(cfg, bf16=True))
+    bf16.load_state_dict(batched.state_dict())
     loop = LoopEnsemble(cfg, in_dim, out_dim)
     n_b = sum(p.numel() for p in batched.parameters())
     n_l = sum(p.numel() for p in loop.parameters())
     assert n_b == n_l, (n_b, n_l)  # same model size both ways
+
+    def groups(m: ProbabilisticEnsemble) -> list[dict]:
+        return [
+            {"params": g["params"], "weight_decay": g["weight_decay"]} for g in m.optim.param_groups
+        ]
+
     fns = {
-        "batched": make_step(
-            lambda: batched.loss(x, y)[0],
-            [
-                {"params": g["params"], "weight_decay": g["weight_decay"]}
-                for g in batched.optim.param_groups
-            ],
-            args.adam,
-        ),
+        "batched": make_step(lambda: batched.loss(x, y)[0], groups(batched), args.adam),
         "loop": make_step(lambda: loop.loss(x, y), loop.param_groups(), args.adam),
+        "bf16": make_step(lambda: bf16.loss(x, y)[0], groups(bf16), args.adam),
     }
     gflop = matmul_flops(cfg, in_dim, out_dim, args.batch) / 1e9
     if args.predict:  # planning: the means of every member on its rows, no autograd
-        fns = {"batched": no_grad(lambda: batched(x)), "loop": no_grad(lambda: loop.predict(x))}
+        fns = {
+            "batched": no_grad(lambda: batched(x)),
+            "loop": no_grad(lambda: loop.predict(x)),
+            "bf16": no_grad(lambda: bf16(x)),
+        }
         gflop /= 3
     times = time_pair(fns, args.iters, args.rounds, args.warmup)
     (bat, bat_med), (loo, loo_med) = times["batched"], times["loop"]
+    bf, bf_med = times["bf16"]
     print(
         f"{name:12s} B={args.batch:4d} in={in_dim:3d} out={out_dim:3d} | "
         f"batched {bat:6.2f} ms [{bat_med:6.2f}] ({gflop / bat * 1e3:5.1f} GFLOP/s) | "
         f"loop {loo:6.2f} ms [{loo_med:6.2f}] ({gflop / loo * 1e3:5.1f} GFLOP/s) | "
-        f"loop/batched = {loo / bat:.2f}x",
+        f"loop/batched = {loo / bat:.2f}x (both fp32)\n"
+        f"{'':12s} {'':27s}| batched bf16 {bf:6.2f} ms [{bf_med:6.2f}] "
+        f"({gflop / bf * 1e3:5.1f} GFLOP/s) | DIFFERENT PRECISION: "
+        f"loop-fp32/batched-bf16 = {loo / bf:.2f}x, batched-fp32/batched-bf16 = {bat / bf:.2f}x",
         flush=True,
     )
-    return {"batched_ms": bat, "loop_ms": loo, "gflop": gflop}
+    return {"batched_ms": bat, "loop_ms": loo, "bf16_ms": bf, "gflop": gflop}
 
 
 def gemm_peak(n: int = 2048, reps: int = 10) -> float:

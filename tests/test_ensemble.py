@@ -254,3 +254,37 @@ def test_no_grad_weight_cache_tracks_weight_updates() -> None:
         )
         fresh = m.step(obs, act, mode="mean", sample=False).next_obs
     torch.testing.assert_close(fresh, m.step(obs, act, mode="mean", sample=False).next_obs)
+
+
+def test_bf16_autocast_fits_as_well_as_fp32_and_returns_float32() -> None:
+    obs, act, nxt = linear_data(600, np.random.default_rng(0))
+    test = linear_data(300, np.random.default_rng(1))
+    mse = {}
+    for bf16 in (False, True):
+        torch.manual_seed(0)
+        m = ProbabilisticEnsemble(OBS, ACT, small(hidden=32, max_epochs=40, bf16=bf16))
+        res = m.fit(obs, act, nxt, rng=np.random.default_rng(2))
+        mse[bf16] = res.holdout_mse
+        assert float(m.evaluate(*test)[m.elite_idx].mean()) < 2 * res.holdout_mse + 1e-3
+        # weights and optimizer state stay fp32
+        assert all(p.dtype == torch.float32 for p in m.parameters())
+        assert all(
+            v.dtype == torch.float32
+            for s in m.optim.state.values()
+            for v in s.values()
+            if torch.is_tensor(v) and v.is_floating_point()
+        )
+        o = torch.as_tensor(test[0][:10]).requires_grad_(True)
+        a = torch.as_tensor(test[1][:10])
+        for mode in ("ts1", "mean"):
+            out = m.step(o, a, mode=mode)
+            assert out.next_obs.dtype == torch.float32
+        out.next_obs.sum().backward()  # gradients flow through the autocast region
+        assert o.grad is not None and o.grad.dtype == torch.float32
+        with torch.no_grad():  # the cached (gathered) weights path
+            out = EnsembleStep(m, "tsinf")(o, a)
+        assert out.next_obs.dtype == torch.float32
+        mean, logvar = m(m.in_norm(torch.cat([o, a], -1)))
+        assert mean.dtype == logvar.dtype == torch.float32
+    assert mse[False] < 0.05
+    assert mse[True] < 2 * mse[False], mse
