@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -28,6 +29,38 @@ def never(next_obs: Tensor) -> Tensor:
 def ctrl_cost(act: Tensor, weight: float) -> Tensor:
     """``[..., A] -> [...]``: ``weight * sum(act^2)`` on the raw action, as Gymnasium v5 does."""
     return weight * (act**2).sum(-1)
+
+
+def healthy_locomotion_fns(
+    is_healthy: Callable[[Tensor], Tensor],
+    *,
+    dt: float,
+    forward_weight: float,
+    healthy_reward: float,
+    ctrl_weight: float,
+) -> tuple[Callable[[Tensor, Tensor, Tensor], Tensor], Callable[[Tensor, Tensor, Tensor], Tensor]]:
+    """``(termination_fn, reward_fn)`` of a v5 locomotion task that ends when unhealthy.
+
+    ``termination_fn``: the post-step state is unhealthy. ``reward_fn``: :func:`locomotion_reward`
+    with the healthy bonus paid when the post-step state is healthy.
+    """
+
+    def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+        return ~is_healthy(next_obs)
+
+    def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
+        return locomotion_reward(
+            obs,
+            act,
+            next_obs,
+            dt=dt,
+            forward_weight=forward_weight,
+            healthy=is_healthy(next_obs),
+            healthy_reward=healthy_reward,
+            ctrl_weight=ctrl_weight,
+        )
+
+    return termination_fn, reward_fn
 
 
 def locomotion_reward(

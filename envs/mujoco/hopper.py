@@ -24,7 +24,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from envs.mujoco._common import fixed_kwargs, locomotion_reward
+from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns
 from envs.wrappers import SimStateInfo
 
 Tensor = torch.Tensor
@@ -56,20 +56,11 @@ def is_healthy(obs: Tensor) -> Tensor:
     return healthy_state & healthy_z & healthy_angle
 
 
-def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
-    """``[..., 12] -> [...]``: the post-step state is unhealthy."""
-    return ~is_healthy(next_obs)
-
-
-def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
-    """``[..., 12], [..., 3], [..., 12] -> [...]``: forward velocity + healthy bonus - ctrl cost."""
-    return locomotion_reward(
-        obs,
-        act,
-        next_obs,
-        dt=DT,
-        forward_weight=FORWARD_WEIGHT,
-        healthy=is_healthy(next_obs),
-        healthy_reward=HEALTHY_REWARD,
-        ctrl_weight=CTRL_WEIGHT,
-    )
+# termination: the post-step state is unhealthy; reward: forward velocity + healthy bonus - ctrl cost
+termination_fn, reward_fn = healthy_locomotion_fns(
+    is_healthy,
+    dt=DT,
+    forward_weight=FORWARD_WEIGHT,
+    healthy_reward=HEALTHY_REWARD,
+    ctrl_weight=CTRL_WEIGHT,
+)
