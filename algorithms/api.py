@@ -130,6 +130,10 @@ class Algorithm(ABC):
         ``info`` is the env's last info dict (``info["sim_state"]`` on SIMULATOR tasks).
         """
 
+    def random_action(self) -> np.ndarray:
+        """A uniform action within the bounds, from the trial's generator (exploration phases)."""
+        return self.ctx.np_rng.uniform(self.task.act_low, self.task.act_high).astype(np.float32)
+
     def reset(self, *, explore: bool) -> None:  # noqa: B027  (optional hook)
         """A new episode starts (training when ``explore``, else evaluation)."""
 

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from algorithms.api import Transition
+from algorithms.api import RunContext, Transition
 
 
 class Batch(NamedTuple):
@@ -42,6 +42,13 @@ class ReplayBuffer:
         self.terminated = np.zeros(capacity, np.float32)
         self.ptr = 0
         self.size = 0
+
+    @classmethod
+    def for_trial(cls, capacity: int, obs_dim: int, act_dim: int, ctx: RunContext) -> ReplayBuffer:
+        """A buffer on the trial's generator and device, never larger than its step budget."""
+        if ctx.total_steps > 0:
+            capacity = min(capacity, ctx.total_steps)
+        return cls(capacity, obs_dim, act_dim, ctx.np_rng, ctx.device)
 
     def __len__(self) -> int:
         return self.size

@@ -25,10 +25,9 @@ class RandomPolicy(Algorithm):
     def act(
         self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None
     ) -> np.ndarray | int:
-        rng = self.ctx.np_rng
         if self.task.discrete:
-            return int(rng.integers(self.task.act_dim))
-        return rng.uniform(self.task.act_low, self.task.act_high).astype(np.float32)
+            return int(self.ctx.np_rng.integers(self.task.act_dim))
+        return self.random_action()
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.ctx.np_rng.bit_generator.state}

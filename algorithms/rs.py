@@ -159,15 +159,8 @@ class RandomShooting(Algorithm):
             self.model = ProbabilisticEnsemble(
                 task.obs_dim, task.act_dim, config.ensemble_config(), device=dev
             )
-            capacity = config.buffer_size
-            if ctx.total_steps > 0:  # never allocate more than the trial can fill
-                capacity = min(capacity, ctx.total_steps)
-            self.buffer = ReplayBuffer(
-                capacity,
-                task.obs_dim,
-                task.act_dim,
-                ctx.np_rng,
-                device=dev,
+            self.buffer = ReplayBuffer.for_trial(
+                config.buffer_size, task.obs_dim, task.act_dim, ctx
             )
 
     # ------------------------------------------------------------------ planning
@@ -184,9 +177,6 @@ class RandomShooting(Algorithm):
         return EnsembleStep(
             self.model, self.cfg.propagation, sample=self.cfg.sample, generator=self.ctx.torch_gen
         )
-
-    def _random_action(self) -> np.ndarray:
-        return self.ctx.np_rng.uniform(self.task.act_low, self.task.act_high).astype(np.float32)
 
     def sample_sequences(self) -> torch.Tensor:
         """``[K, H, A]`` uniform action sequences within the bounds (from ``ctx.torch_gen``)."""
@@ -216,7 +206,7 @@ class RandomShooting(Algorithm):
         self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None
     ) -> np.ndarray:
         if not self.ready or (explore and self._in_random_phase()):
-            return self._random_action()
+            return self.random_action()
         return self.plan(obs)[0]
 
     def _in_random_phase(self) -> bool:

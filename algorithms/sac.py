@@ -79,10 +79,7 @@ class SACAgent(Algorithm):
             ctx.device,
             ctx.torch_gen,
         )
-        capacity = config.buffer_size
-        if ctx.total_steps > 0:
-            capacity = min(capacity, ctx.total_steps)
-        self.buffer = ReplayBuffer(capacity, task.obs_dim, task.act_dim, ctx.np_rng, ctx.device)
+        self.buffer = ReplayBuffer.for_trial(config.buffer_size, task.obs_dim, task.act_dim, ctx)
         self.env_steps = 0
 
     def act(
@@ -90,7 +87,7 @@ class SACAgent(Algorithm):
     ) -> np.ndarray:
         """``obs [O]`` -> action ``[A]`` (float32, env units, within the bounds)."""
         if explore and self.env_steps < self.config.learning_starts:
-            return self.ctx.np_rng.uniform(self.task.act_low, self.task.act_high).astype(np.float32)
+            return self.random_action()
         obs_t = torch.as_tensor(np.asarray(obs, np.float32)).unsqueeze(0)
         action = self.learner.act(obs_t, deterministic=not explore)[0].cpu().numpy()
         return np.clip(action, self.task.act_low, self.task.act_high)
