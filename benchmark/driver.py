@@ -68,14 +68,17 @@ class TrialSpec:
         return f"{self.algo}|{self.task}|s{self.seed}"
 
 
+def resolve_config(spec: TrialSpec) -> tuple[type[Algorithm], AlgoConfig]:
+    """The plugin class and its config with the trial's overrides applied (no env is built)."""
+    cls = get_algorithm(spec.algo)
+    where = f"{spec.algo} on {TASKS[spec.task].name}"
+    return cls, apply_overrides(cls.Config(), dict(spec.overrides), where=where)
+
+
 def resolve(spec: TrialSpec) -> tuple[type[Algorithm], TaskSpec, AlgoConfig]:
     """Check a trial before running it: names, overrides and capabilities. Raises on bad input."""
-    cls = get_algorithm(spec.algo)
-    entry = TASKS[spec.task]
-    config = apply_overrides(
-        cls.Config(), dict(spec.overrides), where=f"{spec.algo} on {entry.name}"
-    )
-    task = entry.resolve()
+    cls, config = resolve_config(spec)
+    task = TASKS[spec.task].resolve()
     cls.check_task(task, config)
     return cls, task, config
 

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmark.driver import TrialSpec, resolve
+from benchmark.driver import TrialSpec, resolve_config
 from benchmark.suites import GridRequest, expand
 from benchmark.trial import execute, read_status, trial_name
 
@@ -81,7 +81,7 @@ def plan(req: GridRequest, results: Path, run_id: str | None) -> tuple[Path, lis
     for s in specs:
         key = f"{s.algo}__{s.task}"
         if key not in configs:
-            _, _, cfg = resolve(s)
+            _, cfg = resolve_config(s)  # already validated by expand
             configs[key] = {"class": type(cfg).__qualname__, **dataclasses.asdict(cfg)}
     meta = {
         "run_id": run_id,
