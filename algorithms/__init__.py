@@ -15,6 +15,10 @@ for _name, _ref in {
     "sac": "algorithms.sac:SACAgent",
     "rs": "algorithms.rs:RandomShooting",
     "lqr": "algorithms.lqr:LQR",
+    "cem": "algorithms.cem:CEMAgent",
+    "mppi": "algorithms.mppi:MPPIAgent",
+    "icem": "algorithms.icem:ICEMAgent",
+    "pets": "algorithms.pets:PETS",
 }.items():
     ALGORITHMS.add(_name, _ref)
 

@@ -5,6 +5,7 @@
 | ``pendulum``               | Pendulum-v1                        | 200   | 3   | 1        |
 | ``cartpole_swingup``       | PILCO/PETS swing-up (this package) | 200   | 4   | 1        |
 | ``cartpole``               | CartPole-v1                        | 500   | 4   | 2 (disc) |
+| ``cartpole_continuous``    | mbrl-lib's continuous CartPole     | 200   | 4   | 1        |
 | ``acrobot``                | Acrobot-v1                         | 500   | 6   | 3 (disc) |
 | ``inverted_pendulum``      | InvertedPendulum-v5                | 1000  | 4   | 1        |
 | ``inverted_double_pendulum`` | InvertedDoublePendulum-v5        | 1000  | 9   | 1        |
@@ -56,6 +57,7 @@ register(
         max_episode_steps=200,
         **_fns("envs.classic.cartpole_swingup", dynamics=True),
         equilibrium=((0.0, 0.0, math.pi, 0.0), (0.0,)),
+        angle_dims=(2,),
         description="PILCO/PETS continuous cart-pole swing-up (l = 0.6 m, dt = 0.05 s).",
         tags=("classic",),
     )
@@ -68,6 +70,17 @@ register(
         **_fns("envs.classic.cartpole", dynamics=True),
         description="CartPole-v1 balancing, two discrete pushes.",
         tags=("classic", "discrete"),
+    )
+)
+register(
+    TaskEntry(
+        name="cartpole_continuous",
+        make="envs.classic.cartpole_continuous:make_env",
+        max_episode_steps=200,
+        **_fns("envs.classic.cartpole_continuous", dynamics=True),
+        equilibrium=((0.0, 0.0, 0.0, 0.0), (0.0,)),
+        description="mbrl-lib's cart-pole balancing with a continuous force 10 N * a, a in [-1, 1].",
+        tags=("classic",),
     )
 )
 register(
@@ -92,6 +105,7 @@ register(
         # the pole capsule runs from (0, 0, 0) to (0.001, 0, 0.6): it balances at -atan(0.001/0.6)
         equilibrium=((0.0, -math.atan2(0.001, 0.6), 0.0, 0.0), (0.0,)),
         simulator=True,
+        state_to_obs="envs.mujoco.inverted_pendulum:SIM_OBS",
         description="InvertedPendulum-v5: keep the pole within 0.2 rad of upright.",
         tags=("mujoco",),
     )
@@ -103,6 +117,7 @@ register(
         max_episode_steps=1000,
         **_fns("envs.mujoco.inverted_double_pendulum"),
         simulator=True,
+        state_to_obs="envs.mujoco.inverted_double_pendulum:SIM_OBS",
         description="InvertedDoublePendulum-v5: balance two stacked poles on a cart.",
         tags=("mujoco",),
     )
@@ -114,6 +129,7 @@ register(
         max_episode_steps=50,
         **_fns("envs.mujoco.reacher"),
         simulator=True,
+        state_to_obs="envs.mujoco.reacher:SIM_OBS",
         description="Reacher-v5: move a two-link arm's fingertip to a random target.",
         tags=("mujoco",),
     )
@@ -125,6 +141,7 @@ register(
         max_episode_steps=1000,
         **_fns("envs.mujoco.half_cheetah"),
         simulator=True,
+        state_to_obs="envs.mujoco.half_cheetah:SIM_OBS",
         description="HalfCheetah-v5 running; obs[0] is the root x position.",
         tags=("mujoco", "locomotion"),
     )
@@ -136,6 +153,7 @@ register(
         max_episode_steps=1000,
         **_fns("envs.mujoco.hopper"),
         simulator=True,
+        state_to_obs="envs.mujoco.hopper:SIM_OBS",
         description="Hopper-v5 hopping; obs[0] is the root x position.",
         tags=("mujoco", "locomotion"),
     )
@@ -147,6 +165,7 @@ register(
         max_episode_steps=1000,
         **_fns("envs.mujoco.walker2d"),
         simulator=True,
+        state_to_obs="envs.mujoco.walker2d:SIM_OBS",
         description="Walker2d-v5 walking; obs[0] is the root x position.",
         tags=("mujoco", "locomotion"),
     )
@@ -158,6 +177,7 @@ register(
         max_episode_steps=1000,
         **_fns("envs.mujoco.ant"),
         simulator=True,
+        state_to_obs="envs.mujoco.ant:SIM_OBS",
         description="Ant-v5 with MBPO's 27-dim observation (obs[1:]) and torso x (obs[0]).",
         tags=("mujoco", "locomotion"),
     )
@@ -169,6 +189,7 @@ register(
         max_episode_steps=1000,
         **_fns("envs.mujoco.humanoid"),
         simulator=True,
+        state_to_obs="envs.mujoco.humanoid:SIM_OBS",
         description="Humanoid-v5 with MBPO's 45-dim observation (obs[1:]) and CoM x (obs[0]).",
         tags=("mujoco", "locomotion"),
     )

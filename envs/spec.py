@@ -11,6 +11,13 @@ Conventions for every function a task carries (batched torch, differentiable whe
 - ``termination_fn(obs, act, next_obs) -> done``: same shapes, bool ``[...]``; equals ``terminated``
   (not ``truncated``: time limits are the driver's business).
 - ``dynamics(obs, act) -> next_obs``: the true transition in torch, ``[..., O]``.
+
+MuJoCo tasks may instead (or also) offer the simulator itself: ``Capability.SIMULATOR`` means the
+env puts its full physics state in ``info["sim_state"]`` *and* :class:`envs.simulate.SimulatorRollout`
+can roll that state forward in batch and return exactly the observations ``env.step`` would. A task
+gets it when its :class:`TaskEntry` has both ``simulator=True`` and a ``state_to_obs`` entry point (a
+:class:`StateObservation`: how the observation follows from simulator states). A task that only
+sets ``simulator=True`` still exports ``info["sim_state"]`` but does not advertise the capability.
 """
 
 from __future__ import annotations
@@ -44,7 +51,9 @@ class Capability(StrEnum):
     LINEARIZATION = "linearization"
     """Jacobians of one env step around a point, plus an equilibrium (for LQR)."""
     SIMULATOR = "simulator"
-    """The env puts its full simulator state in ``info["sim_state"]`` (MuJoCo oracle planners)."""
+    """The env puts its full MuJoCo state in ``info["sim_state"]`` and
+    :class:`envs.simulate.SimulatorRollout` reproduces ``env.step``'s observations from it (true-model
+    "oracle" planners). Needs ``TaskEntry.simulator`` and ``TaskEntry.state_to_obs``."""
     CONTINUOUS_ACTIONS = "continuous_actions"
     """A ``Box`` action space."""
     DISCRETE_ACTIONS = "discrete_actions"
@@ -62,6 +71,24 @@ def load(ref: str | None) -> Any:
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+@dataclass(frozen=True)
+class StateObservation:
+    """How a MuJoCo task's observation follows from simulator states (:mod:`envs.simulate`).
+
+    Most observations are functions of ``(qpos, qvel)``. Some also read quantities MuJoCo derives
+    *during* ``mj_step`` (with the RK4 integrator, body positions of the last RK4 stage rather than
+    of the final ``qpos``; constraint forces): those are the ``stage`` values, read by
+    :attr:`stage` from an ``mjData`` that has just taken the env's last physics substep.
+    """
+
+    from_state: Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]
+    """``(qpos [..., nq], qvel [..., nv], stage [..., K] | None) -> obs [..., O]`` (numpy float64,
+    vectorised over the leading dims; ``stage`` is ``None`` exactly when :attr:`stage` is)."""
+    stage: Callable[[Any, Any], np.ndarray] | None = None
+    """``(model, data) -> [K]`` read right after ``mj_step`` (what the env's ``_get_obs`` reads
+    from ``data`` beyond ``qpos``/``qvel``); ``None`` when the observation needs nothing else."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +112,12 @@ class TaskEntry:
     """``(obs*, act*)`` the task is to be stabilised at (upright pole), for LQR."""
     simulator: bool = False
     """True when the env puts its MuJoCo state in ``info["sim_state"]``."""
+    state_to_obs: str | None = None
+    """Entry point of the task's :class:`StateObservation` (``"module:SIM_OBS"``). With
+    ``simulator`` it gives the ``SIMULATOR`` capability (:class:`envs.simulate.SimulatorRollout`)."""
+    angle_dims: tuple[int, ...] = ()
+    """Observation dims that are unbounded angles: learned models see their sin and cos instead
+    (PETS's ``obs_preproc`` for cart-pole)."""
     gamma: float = 0.99
     description: str = ""
     tags: tuple[str, ...] = ()
@@ -130,7 +163,7 @@ class TaskEntry:
             caps.add(Capability.DYNAMICS)
         if linearize is not None and self.equilibrium is not None:
             caps.add(Capability.LINEARIZATION)
-        if self.simulator:
+        if self.simulator and self.state_to_obs is not None:
             caps.add(Capability.SIMULATOR)
         return TaskSpec(
             name=self.name,
@@ -154,6 +187,7 @@ class TaskEntry:
                 )
             ),
             capabilities=frozenset(caps),
+            angle_dims=tuple(self.angle_dims),
             entry=self,
         )
 
@@ -179,6 +213,8 @@ class TaskSpec:
     linearize: LinearizeFn | None
     equilibrium: tuple[np.ndarray, np.ndarray] | None
     capabilities: frozenset[Capability]
+    angle_dims: tuple[int, ...]
+    """See :attr:`TaskEntry.angle_dims`."""
     entry: TaskEntry
 
     def make_env(self, **overrides: Any):

@@ -18,6 +18,22 @@ SMOKE: dict[str, tuple[str, dict]] = {
         "pendulum",
         {"population": 64, "horizon": 5, "initial_random_steps": 100, "model_max_epochs": 5},
     ),
+    **{
+        name: (
+            "cartpole_swingup",
+            {
+                "population": 32,
+                "horizon": 5,
+                "particles": 4,
+                "iterations": 2,
+                "initial_random_steps": 100,
+                "model_max_epochs": 3,
+                "hidden_size": 32,
+                **({"elites": 4} if name != "mppi" else {}),
+            },
+        )
+        for name in ("cem", "mppi", "icem", "pets")
+    },
 }
 VOLATILE = {"steps_per_s"}
 
@@ -41,7 +57,7 @@ def test_smoke(algo):
     assert any(r["metric"] == "train_return" for r in rows)
 
 
-@pytest.mark.parametrize("algo", ["random", "sac", "rs"])
+@pytest.mark.parametrize("algo", ["random", "sac", "rs", "pets", "icem", "mppi"])
 def test_same_seed_same_curve(algo):
     task, overrides = SMOKE[algo]
     spec = TrialSpec(

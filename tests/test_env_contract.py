@@ -24,13 +24,14 @@ from envs import TASKS, Capability, TaskSpec, make_task
 
 NAMES = list(TASKS)
 MUJOCO = [n for n in NAMES if "mujoco" in TASKS[n].tags]
-CLASSIC = {"pendulum", "cartpole_swingup", "cartpole", "acrobot"}
+CLASSIC = {"pendulum", "cartpole_swingup", "cartpole", "cartpole_continuous", "acrobot"}
 
 #: ``(obs_dim, act_dim)`` as documented in ``envs/catalog.py``.
 DIMS = {
     "pendulum": (3, 1),
     "cartpole_swingup": (4, 1),
     "cartpole": (4, 2),
+    "cartpole_continuous": (4, 1),
     "acrobot": (6, 3),
     "inverted_pendulum": (4, 1),
     "inverted_double_pendulum": (9, 1),
@@ -44,6 +45,7 @@ DIMS = {
 #: Tasks whose random(-ish) rollouts must hit at least one termination.
 TERMINATING = {
     "cartpole",
+    "cartpole_continuous",
     "acrobot",
     "inverted_pendulum",
     "inverted_double_pendulum",
@@ -180,7 +182,7 @@ def test_reward_and_termination_match_env_far_from_start(name: str) -> None:
     np.testing.assert_allclose(rew, r.reward[keep], rtol=rtol, atol=atol, err_msg=name)
 
 
-DYNAMICS_ATOL = {"cartpole_swingup": 1e-12}
+DYNAMICS_ATOL = {"cartpole_swingup": 1e-12, "cartpole_continuous": 1e-12}
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if TASKS[n].dynamics])
@@ -232,6 +234,10 @@ STATE_ACCESS = {
         lambda obs: np.array([[-obs[1], obs[0], 0.0], [0.0, 0.0, 1.0]]),
     ),
     "cartpole_swingup": StateAccess(
+        lambda env, obs: setattr(env, "state", np.array(obs, np.float64)),
+        lambda env: np.array(env.state, np.float64),
+    ),
+    "cartpole_continuous": StateAccess(
         lambda env, obs: setattr(env, "state", np.array(obs, np.float64)),
         lambda env: np.array(env.state, np.float64),
     ),
@@ -307,7 +313,7 @@ def test_make_task_capabilities(name: str) -> None:
     assert spec.has(Capability.SIMULATOR) == ("mujoco" in entry.tags)
     assert spec.has(Capability.DYNAMICS) == (name in CLASSIC)
     assert spec.has(Capability.LINEARIZATION) == (
-        name in {"pendulum", "cartpole_swingup", "inverted_pendulum"}
+        name in {"pendulum", "cartpole_swingup", "cartpole_continuous", "inverted_pendulum"}
     )
     assert spec.act_low.shape == spec.act_high.shape == (spec.act_dim,)
     assert np.all(spec.act_low < spec.act_high)

@@ -47,6 +47,7 @@ def toy_task(dynamics: bool = True) -> TaskSpec:
         linearize=None,
         equilibrium=None,
         capabilities=frozenset(caps),
+        angle_dims=(),
         entry=TaskEntry(name="toy", make="tests.test_rs:unused", max_episode_steps=20),
     )
 
@@ -66,9 +67,8 @@ def test_registered_and_capabilities() -> None:
         Capability.TERMINATION_FN,
         Capability.CONTINUOUS_ACTIONS,
     }
-    assert RandomShooting.required_capabilities(RSConfig(model="true")) == base | {
-        Capability.DYNAMICS
-    }
+    # model="true" needs DYNAMICS or SIMULATOR: checked by check_task, not a fixed set
+    assert RandomShooting.required_capabilities(RSConfig(model="true")) == base
     with pytest.raises(ConfigError, match="dynamics"):
         RandomShooting.check_task(toy_task(dynamics=False), RSConfig(model="true"))
     RandomShooting.check_task(toy_task(dynamics=False), RSConfig())
@@ -98,11 +98,26 @@ def test_plan_scores_all_sequences_in_one_batch() -> None:
         return toy_dynamics(obs, act)
 
     algo.task = dataclasses.replace(algo.task, dynamics=counting)
-    first, seqs, returns = algo.plan(np.zeros(1, np.float32))
-    assert calls == [(100, 1)] * 3  # population x particles rows, one call per horizon step
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    objective = algo.objective
+
+    def spy(obs, info=None):
+        f = objective(obs, info)
+
+        def g(actions: torch.Tensor) -> torch.Tensor:
+            r = f(actions)
+            seen.append((actions.clone(), r))
+            return r
+
+        return g
+
+    algo.objective = spy  # type: ignore[method-assign]
+    plan = algo.plan(np.zeros(1, np.float32))
+    assert calls == [(50, 1)] * 3  # one row per sequence (a true model is deterministic)
+    ((seqs, returns),) = seen
     assert seqs.shape == (50, 3, 1) and returns.shape == (50,)
     assert (seqs >= -2).all() and (seqs <= 2).all()
-    np.testing.assert_allclose(first, seqs[int(returns.argmax()), 0].numpy())
+    torch.testing.assert_close(plan, seqs[int(returns.argmax())])
 
 
 def feed_episode(algo: RandomShooting, steps: int, rng: np.random.Generator) -> list[dict]:

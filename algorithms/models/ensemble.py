@@ -201,12 +201,15 @@ class ProbabilisticEnsemble(nn.Module):
         act_dim: int,
         config: EnsembleConfig | None = None,
         device: torch.device | str = "cpu",
+        angle_dims: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         cfg = config or EnsembleConfig()
         self.config = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.in_dim = obs_dim + act_dim
+        self.angle_dims = tuple(angle_dims)
+        self._keep_dims = [i for i in range(obs_dim) if i not in self.angle_dims]
+        self.in_dim = obs_dim + len(self.angle_dims) + act_dim
         self.out_dim = obs_dim + int(cfg.learn_reward)
         self.net = EnsembleMLP(cfg.members, self.in_dim, 2 * self.out_dim, cfg.hidden, cfg.layers)
         self.max_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), cfg.init_max_logvar))
@@ -220,6 +223,15 @@ class ProbabilisticEnsemble(nn.Module):
         self._gathered: tuple[tuple, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
         self.to(device)
         self.optim = self._make_optimizer()
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[..., O] -> [..., O + len(angle_dims)]``: the network's state input. Angle dims are
+        replaced by their ``sin`` and ``cos`` (PETS's ``obs_preproc`` for cart-pole), so the model
+        need not learn the periodicity of an unbounded angle."""
+        if not self.angle_dims:
+            return obs
+        ang = obs[..., list(self.angle_dims)]
+        return torch.cat([obs[..., self._keep_dims], torch.sin(ang), torch.cos(ang)], dim=-1)
 
     # ------------------------------------------------------------------ structure
     @property
@@ -286,6 +298,29 @@ class ProbabilisticEnsemble(nn.Module):
         Returns ``mean, logvar``: ``[E', B, D]`` each, float32 (with ``config.bf16`` the network
         runs under bf16 autocast; its output is cast back before the log-variance bounds).
         """
+        if members is not None and not torch.is_grad_enabled():
+            out = self._inference(x, members)
+        else:
+            out = self._train_forward(x, members)
+        mean, raw = out.float().split(self.out_dim, dim=-1)
+        return mean, self._bound(raw)
+
+    def _inference(self, x: torch.Tensor, members: torch.Tensor) -> torch.Tensor:
+        """The planning path (no autograd): the cached member weights (bf16 with
+        ``config.bf16``) applied without autocast's per-op dispatch and casts, the activation in
+        place. ``[E', B, I]`` or ``[B, I]`` -> ``[E', B, 2D]`` in the weights' dtype."""
+        params = self._member_params(members)
+        h = x.to(params[0][0].dtype)
+        if h.dim() == 2:
+            h = h.expand(len(members), *h.shape)
+        inplace = isinstance(self.net.act, nn.SiLU)
+        for w, b in params[:-1]:
+            h = torch.baddbmm(b, h, w)
+            h = F.silu(h, inplace=True) if inplace else self.net.act(h)
+        w, b = params[-1]
+        return torch.baddbmm(b, h, w)
+
+    def _train_forward(self, x: torch.Tensor, members: torch.Tensor | None) -> torch.Tensor:
         with self._autocast():
             if members is None:
                 out = self.net(x)
@@ -298,8 +333,7 @@ class ProbabilisticEnsemble(nn.Module):
                     h = self.net.act(torch.baddbmm(b, h, w))
                 w, b = params[-1]
                 out = torch.baddbmm(b, h, w)
-        mean, raw = out.float().split(self.out_dim, dim=-1)
-        return mean, self._bound(raw)
+        return out
 
     def _member_params(self, members: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``[(weight [E', in, out], bias [E', 1, out])]`` per layer for the given members.
@@ -360,7 +394,7 @@ class ProbabilisticEnsemble(nn.Module):
         ``mean`` with ``sample=True`` draws from the moment-matched Gaussian of the elites'
         mixture (mean of means; mean of variances plus variance of means).
         """
-        x = self.in_norm(torch.cat([obs, act], dim=-1))
+        x = self.in_norm(torch.cat([self.features(obs), act], dim=-1))
         b = x.shape[0]
         members = self._elite_members()
         if mode == "mean":
@@ -451,7 +485,7 @@ class ProbabilisticEnsemble(nn.Module):
         """``[E]`` one-step MSE per member on the given transitions (normalized target units)."""
         o, a, n = (_as_tensor(v, self.device) for v in (obs, act, next_obs))
         r = None if reward is None else _as_tensor(reward, self.device)
-        x = self.in_norm(torch.cat([o, a], -1))
+        x = self.in_norm(torch.cat([self.features(o), a], -1))
         y = self.out_norm(self._targets(o, n, r))
         return self.member_mse(x, y)
 
@@ -480,7 +514,7 @@ class ProbabilisticEnsemble(nn.Module):
         max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
         o, a, n = (_as_tensor(v, dev) for v in (obs, act, next_obs))
         r = None if reward is None else _as_tensor(reward, dev)
-        x_all = torch.cat([o, a], dim=-1)
+        x_all = torch.cat([self.features(o), a], dim=-1)
         y_all = self._targets(o, n, r)
         total = len(x_all)
         if total == 0:

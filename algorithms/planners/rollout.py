@@ -123,3 +123,29 @@ def rollout(
         final_obs=x.view(n, particles, obs_dim),
         alive=alive.view(n, particles),
     )
+
+
+def score_trajectories(
+    obs_seq: torch.Tensor,
+    actions: torch.Tensor,
+    *,
+    reward_fn: RewardFn,
+    termination_fn: TerminationFn | None = None,
+    gamma: float = 1.0,
+) -> torch.Tensor:
+    """``[N]`` returns of given trajectories, with :func:`rollout`'s termination rule.
+
+    For models that produce whole trajectories at once (the MuJoCo simulator):
+    ``obs_seq [N, H + 1, O]`` (``obs_seq[:, 0]`` the start), ``actions [N, H, A]``. The reward of
+    the terminating step counts; later steps earn nothing.
+    """
+    x, nxt = obs_seq[:, :-1], obs_seq[:, 1:]
+    r = reward_fn(x, actions, nxt)  # [N, H]
+    h = actions.shape[1]
+    disc = gamma ** torch.arange(h, device=r.device, dtype=r.dtype)
+    if termination_fn is not None:
+        done = termination_fn(x, actions, nxt).bool()  # [N, H]
+        # alive before step t: no termination at steps < t
+        before = torch.cumsum(done.int(), dim=1) - done.int()
+        r = torch.where(before == 0, r, torch.zeros_like(r))
+    return (r * disc).sum(dim=1)

@@ -18,6 +18,9 @@ The contact cost is switched off because the contact forces (``cfrc_ext``) are n
 observation. MBPO (Janner et al. 2019) also effectively trained without it: on mujoco >= 2.0
 ``cfrc_ext`` was identically zero (not computed without ``mj_rnePostConstraint``), so its Ant contact
 cost was 0. The finiteness check sees ``obs`` only (``qpos[1]`` is not observed).
+
+Simulator rollouts (:data:`SIM_OBS`): ``obs[1:]`` comes from ``(qpos, qvel)``, ``obs[0]`` is read from
+an ``mjData`` that has just replayed the env step's last physics substep (the RK4-stage ``xpos``).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns
+from envs.spec import StateObservation
 from envs.wrappers import PrependObservation, SimStateInfo
 
 Tensor = torch.Tensor
@@ -71,3 +76,17 @@ termination_fn, reward_fn = healthy_locomotion_fns(
     healthy_reward=HEALTHY_REWARD,
     ctrl_weight=CTRL_WEIGHT,
 )
+
+
+def _stage(model: Any, data: Any) -> np.ndarray:
+    """``[1]``: the torso x the env prepends, ``xpos`` as ``mj_step`` leaves it."""
+    return data.xpos[FIXED["main_body"], :1].copy()
+
+
+def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., 15], [..., 14], [..., 1] -> [..., 28]``: ``[torso x, qpos[2:], qvel]``."""
+    assert stage is not None
+    return np.concatenate([stage, qpos[..., 2:], qvel], axis=-1)
+
+
+SIM_OBS = StateObservation(obs_from_state, _stage)

@@ -6,7 +6,7 @@ Made with ``exclude_current_positions_from_observation=False``: obs (float64, 18
 17-dim HalfCheetah observation.
 
 reward = ``(x' - x) / dt - 0.1 |a|^2`` with ``x = qpos[0]`` before and after the step: exact.
-Never terminates.
+Never terminates. Simulator rollouts: the observation is ``[qpos, qvel]`` (:data:`SIM_OBS`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from envs.mujoco._common import ctrl_cost, fixed_kwargs, never
+from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
 Tensor = torch.Tensor
@@ -43,3 +45,11 @@ def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
 def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     """``-> [...]`` all False: HalfCheetah never terminates."""
     return never(next_obs)
+
+
+def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., 9], [..., 9] -> [..., 18]``: ``_get_obs`` with the root x kept (unclipped)."""
+    return np.concatenate([qpos, qvel], axis=-1)
+
+
+SIM_OBS = StateObservation(obs_from_state)

@@ -14,7 +14,7 @@ Unlike MBPO's ``static_fns/hopper.py`` (``np.abs(next_obs[:, 1:] < 100)``, a mis
 that never fires on large values), the state range is checked as the env does. The one residual gap:
 the env checks *unclipped* ``qvel`` against 100 while the observation is clipped at 10, so a joint
 moving faster than 100 rad/s (never seen in practice) would end the episode without the termination
-function noticing. Everything else is exact.
+function noticing. Everything else is exact. Simulator rollouts: :data:`SIM_OBS` (``[qpos, clipped qvel]``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns
+from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
 Tensor = torch.Tensor
@@ -36,6 +38,7 @@ HEALTHY_REWARD = 1.0
 HEALTHY_STATE_RANGE = (-100.0, 100.0)
 HEALTHY_Z_RANGE = (0.7, float("inf"))
 HEALTHY_ANGLE_RANGE = (-0.2, 0.2)
+VEL_CLIP = 10.0
 FIXED = {"exclude_current_positions_from_observation": False}
 
 
@@ -64,3 +67,12 @@ termination_fn, reward_fn = healthy_locomotion_fns(
     healthy_reward=HEALTHY_REWARD,
     ctrl_weight=CTRL_WEIGHT,
 )
+
+
+def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., 6], [..., 6] -> [..., 12]``: ``_get_obs`` with the root x kept, ``qvel`` clipped to
+    ``[-10, 10]`` as v5 does."""
+    return np.concatenate([qpos, np.clip(qvel, -VEL_CLIP, VEL_CLIP)], axis=-1)
+
+
+SIM_OBS = StateObservation(obs_from_state)

@@ -19,6 +19,9 @@ Action ``[17]`` in ``[-0.4, 0.4]``; ``frame_skip = 5`` of RK4 ``timestep = 0.003
 The contact cost is switched off because ``cfrc_ext`` is not in the observation. MBPO (Janner et
 al. 2019) also effectively trained without it: on mujoco >= 2.0 ``cfrc_ext`` was identically zero
 (not computed without ``mj_rnePostConstraint``), so its Humanoid contact cost was 0.
+
+Simulator rollouts (:data:`SIM_OBS`): ``obs[1:]`` comes from ``(qpos, qvel)``, ``obs[0]`` is read from
+an ``mjData`` that has just replayed the env step's last physics substep (the RK4-stage ``xipos``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns
+from envs.spec import StateObservation
 from envs.wrappers import PrependObservation, SimStateInfo
 
 Tensor = torch.Tensor
@@ -75,3 +80,19 @@ termination_fn, reward_fn = healthy_locomotion_fns(
     healthy_reward=HEALTHY_REWARD,
     ctrl_weight=CTRL_WEIGHT,
 )
+
+
+def _stage(model: Any, data: Any) -> np.ndarray:
+    """``[1]``: the CoM x the env prepends (v5's ``mass_center``), as ``mj_step`` leaves it."""
+    from gymnasium.envs.mujoco.humanoid_v5 import mass_center
+
+    return np.asarray(mass_center(model, data)[:1], np.float64)
+
+
+def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., 24], [..., 23], [..., 1] -> [..., 46]``: ``[CoM x, qpos[2:], qvel]``."""
+    assert stage is not None
+    return np.concatenate([stage, qpos[..., 2:], qvel], axis=-1)
+
+
+SIM_OBS = StateObservation(obs_from_state, _stage)

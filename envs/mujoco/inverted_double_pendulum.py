@@ -18,6 +18,10 @@ Where these functions can differ from ``env.step`` (both only in the last digits
    reward once fallen poles swing freely (states an episode never reaches: it has terminated).
 2. The velocity penalty uses unclipped ``qvel``; the observation is clipped at 10 rad/s, which
    random and balancing policies do not reach before the pole falls.
+
+Simulator rollouts (:data:`SIM_OBS`): ``obs[:8]`` comes from ``(qpos, qvel)``; ``obs[8]`` (the cart's
+constraint force, from the solver's last RK4 stage) is read from an ``mjData`` that has just replayed
+the env step's last physics substep.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
+from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
 Tensor = torch.Tensor
@@ -34,6 +40,7 @@ Tensor = torch.Tensor
 POLE_LENGTH = 0.6
 HEALTHY_REWARD = 10.0
 TERMINATION_HEIGHT = 1.0
+CLIP = 10.0
 
 
 def make_env(**kwargs: Any) -> gym.Env:
@@ -63,3 +70,20 @@ def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     dist_penalty = 0.01 * x**2 + (y - 2.0) ** 2
     vel_penalty = 1e-3 * next_obs[..., 6] ** 2 + 5e-3 * next_obs[..., 7] ** 2
     return alive - dist_penalty - vel_penalty
+
+
+def _stage(model: Any, data: Any) -> np.ndarray:
+    """``[1]``: ``clip(qfrc_constraint, -10, 10)[:1]`` as v5's ``_get_obs`` reads it."""
+    return np.clip(data.qfrc_constraint, -CLIP, CLIP)[:1]
+
+
+def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., 3], [..., 3], [..., 1] -> [..., 9]``: v5's ``_get_obs``."""
+    assert stage is not None
+    angles = qpos[..., 1:]
+    return np.concatenate(
+        [qpos[..., :1], np.sin(angles), np.cos(angles), np.clip(qvel, -CLIP, CLIP), stage], axis=-1
+    )
+
+
+SIM_OBS = StateObservation(obs_from_state, _stage)

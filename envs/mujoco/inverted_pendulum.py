@@ -11,6 +11,7 @@ Both are exact functions of ``next_obs``. The XML's pole capsule runs from ``(0,
 ``theta* = -atan(0.001 / 0.6) = -1.667e-3`` rad, not 0: ``(0, theta*, 0, 0)`` with ``f = 0`` is an
 exact fixed point of the env step. :func:`linearize` gives the discrete-time Jacobians of one
 env step (both substeps) by central finite differences of the simulator (see :func:`linearize`).
+Simulator rollouts: the observation is ``[qpos, qvel]`` (:data:`SIM_OBS`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
 Tensor = torch.Tensor
@@ -47,6 +49,14 @@ def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
 def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     """``[..., 4] -> [...]``: 1 per step survived (0 on the terminating step)."""
     return (~termination_fn(obs, act, next_obs)).to(next_obs.dtype)
+
+
+def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., 2], [..., 2] -> [..., 4]``: ``_get_obs``, ``[qpos, qvel]``."""
+    return np.concatenate([qpos, qvel], axis=-1)
+
+
+SIM_OBS = StateObservation(obs_from_state)
 
 
 @functools.cache

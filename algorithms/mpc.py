@@ -1,0 +1,325 @@
+"""Model-predictive control with a sampling-based trajectory optimizer: the shared machinery of
+``rs``, ``cem``, ``mppi``, ``icem`` and ``pets``.
+
+At every env step the agent builds an objective over action sequences ``[N, H, A] -> [N]``, hands
+it to its optimizer (:mod:`algorithms.planners.optimizers`) and executes the first action of the
+plan (MPC). The objective comes from one of three models, all scored by the task's own
+``reward_fn`` / ``termination_fn``:
+
+- ``model="learned"``: the probabilistic ensemble (:mod:`algorithms.models.ensemble`) fitted on the
+  real transitions; ``particles`` rollouts per sequence with PETS propagation (``ts1``, ``tsinf``,
+  ``mean``), one ensemble call on ``N * particles`` rows per horizon step
+  (:func:`algorithms.planners.rollout.rollout`). The data loop: ``initial_random_steps`` of
+  uniform random actions, then a refit after every training episode (and optionally every
+  ``train_every`` steps).
+- ``model="true"`` on a task with torch ``dynamics``: the same rollout with the true dynamics.
+- ``model="true"`` on a MuJoCo task: batched rollouts in the simulator itself from the current
+  ``info["sim_state"]`` (:class:`envs.simulate.SimulatorRollout`).
+
+The two oracle variants run the *same* optimizer code as the learned model: comparing them
+separates planner error from model error (the MBPO post's question).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext, Transition
+from algorithms.buffer import ReplayBuffer
+from algorithms.models.ensemble import (
+    EnsembleConfig,
+    EnsembleStep,
+    FitResult,
+    ProbabilisticEnsemble,
+)
+from algorithms.planners.optimizers import Objective, TrajectoryOptimizer
+from algorithms.planners.rollout import rollout, score_trajectories
+from envs.spec import TaskSpec
+
+
+@dataclass(frozen=True)
+class MPCConfig(AlgoConfig):
+    """Model and data-loop settings shared by the MPC plugins: PETS's propagation (kchua/
+    handful-of-trials ``MPC.py``: 20 particles, TS-inf, sampled next states, one random rollout
+    first, refit after every episode) over MBPO's ensemble training (jannerm/mbpo
+    ``construct_model``/``BNN.train``: 7 members, 5 elites, holdout early stopping). ``pets``
+    switches the training to PETS's own recipe; each plugin names its planner's source."""
+
+    model: Literal["learned", "true"] = "learned"
+    """``"learned"``: the ensemble fitted on the real data; ``"true"``: the task's torch
+    ``dynamics``, or for MuJoCo tasks the simulator itself (oracle ablation)."""
+    horizon: int = 25
+    """Planning horizon H. PETS (kchua/handful-of-trials ``cartpole.py`` ``PLAN_HOR = 25``)."""
+    particles: int = 20
+    """Model rollouts per candidate sequence, returns averaged (PETS ``npart=20``). Forced to 1
+    for deterministic models (``model="true"``)."""
+    propagation: Literal["ts1", "tsinf", "mean"] = "tsinf"
+    """Ensemble propagation (PETS Sec. 5); PETS's default is TS-inf."""
+    sample: bool = True
+    """Sample the Gaussian next state (PETS) instead of taking its mean."""
+    gamma: float = 1.0
+    """Discount inside the horizon. PETS sums undiscounted rewards."""
+    initial_random_steps: int | None = None
+    """Uniform random env steps before the first fit. ``None``: one episode (PETS starts from one
+    random rollout, ``ninit_rollouts=1``)."""
+    train_every: int | None = None
+    """Also refit every this many env steps (``None``: after each training episode, as PETS)."""
+    buffer_size: int = 1_000_000
+    """Replay capacity (PETS keeps all data)."""
+    ensemble_size: int = 7
+    """Ensemble members. MBPO ``num_networks=7`` (jannerm/mbpo ``construct_model``)."""
+    num_elites: int = 5
+    """Members used for prediction, the best on the holdout. MBPO ``num_elites=5``."""
+    hidden_size: int = 200
+    """Hidden units. MBPO ``hidden_dim=200``; PETS half-cheetah ``nn_constructor`` (200)."""
+    num_layers: int = 4
+    """Hidden layers. MBPO / PETS half-cheetah (4 FC-200)."""
+    model_lr: float = 1e-3
+    """Adam learning rate. MBPO and PETS (``learning_rate=0.001``)."""
+    model_batch_size: int = 256
+    """Minibatch per member. MBPO ``batch_size=256``."""
+    model_weight_decays: tuple[float, ...] | None = None
+    """Per-layer L2 (``num_layers + 1`` values). ``None``: MBPO's / PETS half-cheetah's
+    ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` for 4 layers (a linear ramp otherwise)."""
+    model_max_epochs: int | None = None
+    """Cap on epochs per fit (``None``: MBPO's holdout early stopping alone)."""
+    holdout_ratio: float = 0.2
+    """Holdout fraction for early stopping and elites. MBPO ``holdout_ratio=0.2``."""
+    model_bf16: bool = False
+    """Run the ensemble's forward passes (training and planning) under bf16 autocast; weights,
+    optimizer state and outputs stay float32. Off: PETS trains and plans in fp32."""
+    learn_reward: bool = False
+    """Plan with a learned reward head instead of the task's ``reward_fn`` (PETS uses the known
+    reward function)."""
+
+    def ensemble_config(self) -> EnsembleConfig:
+        return EnsembleConfig(
+            members=self.ensemble_size,
+            elites=self.num_elites,
+            hidden=self.hidden_size,
+            layers=self.num_layers,
+            weight_decays=self.model_weight_decays,
+            lr=self.model_lr,
+            batch_size=self.model_batch_size,
+            holdout_ratio=self.holdout_ratio,
+            max_epochs=self.model_max_epochs,
+            bf16=self.model_bf16,
+            learn_reward=self.learn_reward,
+        )
+
+
+class MPCAgent(Algorithm):
+    """MPC over a learned ensemble or the true model. Subclasses choose the optimizer."""
+
+    Config = MPCConfig
+    requires = frozenset(
+        {Capability.REWARD_FN, Capability.TERMINATION_FN, Capability.CONTINUOUS_ACTIONS}
+    )
+
+    @classmethod
+    def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
+        super().check_task(task, config)
+        assert isinstance(config, MPCConfig)
+        if config.model == "true" and not (
+            task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)
+        ):
+            raise ConfigError(
+                f"{cls.name} with model='true' needs the task's torch dynamics or its MuJoCo "
+                f"simulator; task {task.name!r} has neither. Use model='learned' or a task with "
+                "'dynamics' or 'simulator' (see `make list`)."
+            )
+
+    def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
+        super().__init__(task, config, ctx)
+        assert isinstance(config, MPCConfig)
+        self.cfg = config
+        dev = ctx.device
+        self.low = torch.as_tensor(task.act_low, dtype=torch.float32, device=dev)
+        self.high = torch.as_tensor(task.act_high, dtype=torch.float32, device=dev)
+        self.initial_random_steps = (
+            task.max_episode_steps
+            if config.initial_random_steps is None
+            else config.initial_random_steps
+        )
+        self.env_steps = 0
+        self.last_fit_step = -1
+        self.last_fit: FitResult | None = None
+        self.model: ProbabilisticEnsemble | None = None
+        self.buffer: ReplayBuffer | None = None
+        self.simulator: Any = None
+        if config.model == "learned":
+            self.model = ProbabilisticEnsemble(
+                task.obs_dim,
+                task.act_dim,
+                config.ensemble_config(),
+                device=dev,
+                angle_dims=task.angle_dims,
+            )
+            self.buffer = ReplayBuffer.for_trial(
+                config.buffer_size, task.obs_dim, task.act_dim, ctx
+            )
+        elif task.dynamics is None:
+            from envs.simulate import SimulatorRollout
+
+            self.simulator = SimulatorRollout(task)
+        self.optimizer = self.make_optimizer()
+        self._plan_sums: dict[str, float] = {}
+        self._plan_count = 0
+
+    @abstractmethod
+    def make_optimizer(self) -> TrajectoryOptimizer:
+        """The plugin's trajectory optimizer over ``[N, H, A]`` sequences in the action box."""
+
+    # ------------------------------------------------------------------ planning
+    @property
+    def ready(self) -> bool:
+        """Whether there is a model to plan with."""
+        return self.cfg.model == "true" or (self.model is not None and self.model.fitted)
+
+    def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
+        """``actions [N, H, A] -> predicted returns [N]`` from the current state."""
+        task, cfg = self.task, self.cfg
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.low.device)
+        if self.simulator is not None:
+            if info is None or "sim_state" not in info:
+                raise RuntimeError("model='true' on a MuJoCo task needs info['sim_state']")
+            state = np.asarray(info["sim_state"])
+            assert task.reward_fn is not None
+
+            def simulate(actions: torch.Tensor) -> torch.Tensor:
+                seq = self.simulator(state, actions, obs=o)
+                return score_trajectories(
+                    seq,
+                    actions,
+                    reward_fn=task.reward_fn,  # type: ignore[arg-type]
+                    termination_fn=task.termination_fn,
+                    gamma=cfg.gamma,
+                )
+
+            return simulate
+
+        def predict(actions: torch.Tensor) -> torch.Tensor:
+            if self.model is None:
+                step_fn, particles = task.dynamics, 1
+            else:
+                step_fn = EnsembleStep(
+                    self.model, cfg.propagation, sample=cfg.sample, generator=self.ctx.torch_gen
+                )
+                particles = cfg.particles
+            n = actions.shape[0]
+            return rollout(
+                step_fn,  # type: ignore[arg-type]
+                o.reshape(1, -1).expand(n, -1),
+                actions,
+                reward_fn=task.reward_fn,
+                termination_fn=task.termination_fn,
+                gamma=cfg.gamma,
+                particles=particles,
+            ).returns
+
+        return predict
+
+    @torch.no_grad()
+    def plan(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """``[H, A]``: the optimizer's plan from state ``obs`` (warm-started)."""
+        plan = self.optimizer.optimize(self.objective(obs, info))
+        for k, v in self.optimizer.last_info.items():
+            self._plan_sums[k] = self._plan_sums.get(k, 0.0) + v
+        self._plan_count += 1
+        return plan
+
+    def act(
+        self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None
+    ) -> np.ndarray:
+        if not self.ready or (explore and self._in_random_phase()):
+            return self.random_action()
+        return self.plan(obs, info)[0].cpu().numpy().astype(np.float32)
+
+    def reset(self, *, explore: bool) -> None:
+        self.optimizer.reset()
+
+    def _in_random_phase(self) -> bool:
+        return self.model is not None and self.env_steps < self.initial_random_steps
+
+    # ------------------------------------------------------------------ learning
+    def observe(self, transition: Transition) -> None:
+        self.env_steps += 1
+        if self.buffer is not None:
+            self.buffer.add(transition)
+
+    def _fit(self) -> dict[str, float]:
+        assert self.model is not None and self.buffer is not None
+        data = self.buffer.all()
+        self.last_fit = self.model.fit(
+            data.obs,
+            data.act,
+            data.next_obs,
+            data.reward if self.cfg.learn_reward else None,
+            rng=self.ctx.np_rng,
+        )
+        self.last_fit_step = self.env_steps
+        return self.last_fit.metrics()
+
+    def update(self) -> Mapping[str, float]:
+        if self.model is None or self.env_steps == self.last_fit_step:
+            return {}
+        n0, every = self.initial_random_steps, self.cfg.train_every
+        if self.env_steps == n0 or (every and self.env_steps > n0 and self.env_steps % every == 0):
+            return self._fit()
+        return {}
+
+    def on_episode_end(self) -> Mapping[str, float]:
+        if (
+            self.model is None
+            or self.env_steps < self.initial_random_steps
+            or self.env_steps == self.last_fit_step
+            or self.env_steps == 0
+        ):
+            return {}
+        return self._fit()
+
+    def eval_metrics(self) -> Mapping[str, float]:
+        out: dict[str, float] = {}
+        if self.last_fit is not None:
+            out["model_holdout_mse"] = self.last_fit.holdout_mse
+        if self._plan_count:
+            out.update({k: v / self._plan_count for k, v in self._plan_sums.items()})
+            self._plan_sums, self._plan_count = {}, 0
+        return out
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "env_steps": self.env_steps,
+            "last_fit_step": self.last_fit_step,
+            "last_fit": None if self.last_fit is None else dataclasses.asdict(self.last_fit),
+            "np_rng": self.ctx.np_rng.bit_generator.state,
+            "torch_gen": self.ctx.torch_gen.get_state(),
+            "plan_sums": dict(self._plan_sums),
+            "plan_count": self._plan_count,
+        }
+        if self.model is not None and self.buffer is not None:
+            state["model"] = self.model.state_dict()
+            state["optim"] = self.model.optim.state_dict()
+            state["buffer"] = self.buffer.state_dict()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.env_steps = int(state["env_steps"])
+        self.last_fit_step = int(state["last_fit_step"])
+        lf = state["last_fit"]
+        self.last_fit = None if lf is None else FitResult(**lf)
+        self._plan_sums, self._plan_count = dict(state["plan_sums"]), int(state["plan_count"])
+        if self.model is not None and self.buffer is not None:
+            self.model.load_state_dict(state["model"])
+            self.model.optim.load_state_dict(state["optim"])
+            self.buffer.load_state_dict(state["buffer"])
+        self.ctx.np_rng.bit_generator.state = state["np_rng"]
+        self.ctx.torch_gen.set_state(state["torch_gen"])

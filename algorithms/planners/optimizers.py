@@ -1,0 +1,356 @@
+"""Trajectory optimizers: maximize an objective over batches of action sequences.
+
+An optimizer only sees ``objective(actions [N, H, A]) -> returns [N]`` (higher is better) and the
+action box; it knows nothing of models, particles or tasks (the MPC agent builds the objective
+from a learned ensemble, a task's torch dynamics or the MuJoCo simulator). Every call evaluates
+whole populations at once: one objective call per iteration.
+
+Shapes: ``N`` population, ``H`` horizon, ``A`` action dim, ``K`` elites.
+
+Warm start (all optimizers): :meth:`TrajectoryOptimizer.optimize` starts from the previous
+solution shifted by one step (the last step is filled with the box's midpoint, as PETS's
+``MPC.act`` does); :meth:`TrajectoryOptimizer.reset` forgets it (new episode).
+
+- :class:`RandomShooting`: uniform samples, the best one (Nagabandi et al. 2018).
+- :class:`CEM`: the cross-entropy method as in PETS (Chua et al. 2018, kchua/handful-of-trials
+  ``dmbrl/misc/optimizers/cem.py``): Gaussian with per-step variance truncated at 2 std and shrunk
+  to stay inside the box, elites' mean and variance blended with momentum ``alpha``; it returns the
+  final **mean** (not the single best sample; mbrl-lib PR #70 fixed that late, with a large
+  HalfCheetah gain).
+- :class:`MPPI`: path-integral weighting as in PDDM (Nagabandi et al. 2019, google-research/pddm
+  ``mppi.py``): ``exp(kappa * (R - max R))`` weights, noise filtered in time with ``beta``.
+- :class:`ICEM`: improved CEM (Pinneri et al. 2020): colored (``1/f^beta``) noise, a population
+  that decays by ``gamma`` per iteration, a fraction of elites kept across iterations and shifted
+  to the next env step, the mean added in the last iteration, the best sequence executed.
+
+Sample buffers are preallocated per population size and reused, so a planning step does not
+re-map large temporaries (see the module :mod:`benchmark.speed_planning` for figures).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+
+Tensor = torch.Tensor
+#: ``objective(actions [N, H, A]) -> [N]`` returns to maximize (NaN counts as -inf).
+Objective = Callable[[Tensor], Tensor]
+
+
+class TrajectoryOptimizer(ABC):
+    """Base class: the action box, the warm-start state and a seeded generator."""
+
+    def __init__(
+        self,
+        horizon: int,
+        low: Tensor,
+        high: Tensor,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        self.horizon = horizon
+        self.low = low.reshape(1, -1).float()  # [1, A]
+        self.high = high.reshape(1, -1).float()
+        self.act_dim = self.low.shape[1]
+        self.device = self.low.device
+        self.generator = generator
+        self._buffers: dict[tuple, Tensor] = {}
+        self.solution: Tensor | None = None
+        """``[H, A]``: the last plan (``None`` after :meth:`reset`)."""
+        self.last_info: dict[str, float] = {}
+
+    @property
+    def midpoint(self) -> Tensor:
+        return (self.low + self.high) / 2
+
+    def reset(self) -> None:
+        """Forget the warm start (call at every episode start)."""
+        self.solution = None
+
+    def initial_mean(self) -> Tensor:
+        """``[H, A]``: the previous solution shifted by one step, or the box midpoint."""
+        mid = self.midpoint.expand(self.horizon, -1)
+        if self.solution is None:
+            return mid.clone()
+        return torch.cat([self.solution[1:], mid[:1]], dim=0)
+
+    def buffer(self, name: str, *shape: int) -> Tensor:
+        """A reusable float32 buffer (allocated once per name and shape)."""
+        key = (name, shape)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = torch.empty(shape, device=self.device)
+            self._buffers[key] = buf
+        return buf
+
+    def _randn(self, name: str, *shape: int) -> Tensor:
+        buf = self.buffer(name, *shape)
+        if self.generator is not None and self.generator.device != buf.device:
+            return buf.copy_(torch.randn(shape, generator=self.generator))
+        return torch.randn(shape, generator=self.generator, out=buf)
+
+    def _rand(self, name: str, *shape: int) -> Tensor:
+        buf = self.buffer(name, *shape)
+        if self.generator is not None and self.generator.device != buf.device:
+            return buf.copy_(torch.rand(shape, generator=self.generator))
+        return torch.rand(shape, generator=self.generator, out=buf)
+
+    def clamp_(self, actions: Tensor) -> Tensor:
+        """Clip ``[..., A]`` actions into the box, in place."""
+        return torch.maximum(torch.minimum(actions, self.high, out=actions), self.low, out=actions)
+
+    @staticmethod
+    def score(objective: Objective, actions: Tensor) -> Tensor:
+        """``objective(actions)`` with NaN replaced by ``-inf`` (a diverged model rollout never wins)."""
+        return torch.nan_to_num(objective(actions), nan=-math.inf)
+
+    def optimize(self, objective: Objective) -> Tensor:
+        """``[H, A]`` the plan to execute (its first action now); kept for the next warm start."""
+        plan = self._optimize(objective)
+        self.solution = plan
+        return plan
+
+    @abstractmethod
+    def _optimize(self, objective: Objective) -> Tensor: ...
+
+
+class RandomShooting(TrajectoryOptimizer):
+    """Uniform samples in the box; the best sequence (Nagabandi et al. 2018). No warm start."""
+
+    def __init__(self, horizon: int, low: Tensor, high: Tensor, *, population: int, **kw) -> None:
+        super().__init__(horizon, low, high, **kw)
+        self.population = population
+
+    def _optimize(self, objective: Objective) -> Tensor:
+        u = self._rand("samples", self.population, self.horizon, self.act_dim)
+        seqs = u.mul_(self.high - self.low).add_(self.low)
+        returns = self.score(objective, seqs)
+        best = int(torch.argmax(returns))
+        self.last_info = {"plan_return": float(returns[best])}
+        return seqs[best].clone()
+
+
+class CEM(TrajectoryOptimizer):
+    """PETS's cross-entropy method (``dmbrl/misc/optimizers/cem.py``); returns the final mean."""
+
+    def __init__(
+        self,
+        horizon: int,
+        low: Tensor,
+        high: Tensor,
+        *,
+        population: int,
+        elites: int,
+        iterations: int,
+        alpha: float = 0.1,
+        epsilon: float = 0.001,
+        **kw,
+    ) -> None:
+        super().__init__(horizon, low, high, **kw)
+        if not 1 <= elites <= population:
+            raise ValueError(f"elites must be in [1, population={population}], got {elites}")
+        self.population, self.elites, self.iterations = population, elites, iterations
+        self.alpha, self.epsilon = alpha, epsilon
+
+    def initial_var(self) -> Tensor:
+        """``[H, A]``: PETS ``init_var = (ub - lb)^2 / 16``."""
+        return ((self.high - self.low) ** 2 / 16).expand(self.horizon, -1).clone()
+
+    def _optimize(self, objective: Objective) -> Tensor:
+        mean, var = self.initial_mean(), self.initial_var()
+        n, k = self.population, self.elites
+        best_return = -math.inf
+        it = 0
+        while it < self.iterations and float(var.max()) > self.epsilon:
+            # shrink the variance so 2 std stay inside the box (PETS constrained_var)
+            lb_dist, ub_dist = mean - self.low, self.high - mean
+            cvar = torch.minimum(torch.minimum((lb_dist / 2) ** 2, (ub_dist / 2) ** 2), var)
+            z = self.buffer("samples", n, self.horizon, self.act_dim)
+            torch.nn.init.trunc_normal_(z, 0.0, 1.0, -2.0, 2.0, generator=self.generator)
+            samples = self.clamp_(z.mul_(cvar.sqrt()).add_(mean))
+            returns = self.score(objective, samples)
+            top, idx = torch.topk(returns, k)
+            elite = samples[idx]
+            mean = self.alpha * mean + (1 - self.alpha) * elite.mean(0)
+            var = self.alpha * var + (1 - self.alpha) * elite.var(0, unbiased=False)
+            best_return = max(best_return, float(top[0]))
+            it += 1
+        self.last_info = {"plan_return": best_return, "plan_iterations": float(it)}
+        return mean
+
+
+class MPPI(TrajectoryOptimizer):
+    """PDDM's MPPI (google-research/pddm ``pddm/policies/mppi.py``): filtered Gaussian noise around
+    the warm-started mean, the mean re-estimated as the ``exp(kappa * (R - max R))``-weighted
+    average of the samples, ``iterations`` times per env step."""
+
+    def __init__(
+        self,
+        horizon: int,
+        low: Tensor,
+        high: Tensor,
+        *,
+        population: int,
+        iterations: int = 1,
+        kappa: float = 1.0,
+        sigma: float = 0.9,
+        beta: float = 0.8,
+        **kw,
+    ) -> None:
+        super().__init__(horizon, low, high, **kw)
+        self.population, self.iterations = population, iterations
+        self.kappa, self.sigma, self.beta = kappa, sigma, beta
+        self.past_action: Tensor | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.past_action = None
+
+    def _optimize(self, objective: Objective) -> Tensor:
+        n, h = self.population, self.horizon
+        half_range = (self.high - self.low) / 2  # sigma is in units of the half range
+        mean = self.initial_mean()
+        past = self.midpoint[0] if self.past_action is None else self.past_action
+        best_return = -math.inf
+        for _ in range(self.iterations):
+            eps = self._randn("noise", n, h, self.act_dim).mul_(self.sigma * half_range)
+            samples = self.buffer("samples", n, h, self.act_dim)
+            prev = past.expand(n, -1)
+            for t in range(h):  # u_t = beta * (mean_t + eps_t) + (1 - beta) * u_{t-1}
+                u = torch.add(mean[t], eps[:, t]).mul_(self.beta).add_(prev, alpha=1 - self.beta)
+                samples[:, t] = u
+                prev = samples[:, t]
+            self.clamp_(samples)
+            returns = self.score(objective, samples)
+            best_return = max(best_return, float(returns.max()))
+            w = torch.softmax(self.kappa * (returns - returns.max()), dim=0)
+            mean = torch.einsum("n,nha->ha", w, samples)
+        self.past_action = mean[0].clone()
+        self.last_info = {"plan_return": best_return}
+        return mean
+
+
+def colored_noise(
+    beta: float,
+    shape: tuple[int, ...],
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Unit-variance Gaussian noise with power spectrum ``~ 1/f^beta`` along the LAST axis.
+
+    ``beta = 0``: white noise; ``beta = 2``: Brownian-like (iCEM's choice for most tasks). Built in
+    the frequency domain (the method of Timmer & Koenig 1995): random Fourier coefficients scaled
+    by ``f^(-beta/2)`` (the lowest frequency cut at ``1/n``), inverse real FFT, divided by the
+    analytic standard deviation of the non-constant terms. That is the normalization of the
+    ``colorednoise`` package iCEM's code samples from; with the constant term the variance is a
+    little above 1 for large ``beta`` on short sequences (std ~1.15 for ``beta = 2``, ``n = 30``).
+    """
+    n = shape[-1]
+    f = torch.fft.rfftfreq(n, device=device)
+    f[0] = 1.0 / n
+    scale = f ** (-beta / 2.0)
+    w = scale[1:].clone()
+    if n % 2 == 0:
+        w[-1] = w[-1] / 2  # the Nyquist term is real
+    sigma = 2.0 * torch.sqrt((w**2).sum()) / n
+    size = (*shape[:-1], len(f))
+    re = torch.randn(size, generator=generator).to(device) * scale
+    im = torch.randn(size, generator=generator).to(device) * scale
+    im[..., 0] = 0.0
+    re[..., 0] = re[..., 0] * math.sqrt(2.0)
+    if n % 2 == 0:
+        im[..., -1] = 0.0
+        re[..., -1] = re[..., -1] * math.sqrt(2.0)
+    return torch.fft.irfft(torch.complex(re, im), n=n) / sigma
+
+
+class ICEM(TrajectoryOptimizer):
+    """iCEM (Pinneri et al. 2020, "Sample-efficient Cross-Entropy Method for Real-time Planning",
+    Alg. 1). Samples are clipped to the box (the paper's choice)."""
+
+    def __init__(
+        self,
+        horizon: int,
+        low: Tensor,
+        high: Tensor,
+        *,
+        population: int,
+        elites: int,
+        iterations: int,
+        alpha: float = 0.1,
+        noise_beta: float = 2.0,
+        population_decay: float = 1.25,
+        keep_elites: float = 0.3,
+        init_std: float = 0.5,
+        execute_best: bool = True,
+        **kw,
+    ) -> None:
+        super().__init__(horizon, low, high, **kw)
+        if not 1 <= elites <= population:
+            raise ValueError(f"elites must be in [1, population={population}], got {elites}")
+        self.population, self.elites, self.iterations = population, elites, iterations
+        self.alpha, self.noise_beta = alpha, noise_beta
+        self.population_decay, self.keep_elites = population_decay, keep_elites
+        self.init_std, self.execute_best = init_std, execute_best
+        self.kept: Tensor | None = None
+        """``[k, H, A]``: elites kept from the previous env step (shifted before reuse)."""
+        self.mean: Tensor | None = None
+        """``[H, A]``: the sampling mean of the previous step (shifted for the warm start; the
+        executed plan may be the best sample instead)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.kept, self.mean = None, None
+
+    def initial_mean(self) -> Tensor:
+        mid = self.midpoint.expand(self.horizon, -1)
+        if self.mean is None:
+            return mid.clone()
+        return torch.cat([self.mean[1:], mid[:1]], dim=0)
+
+    def _shift(self, seqs: Tensor) -> Tensor:
+        """Shift ``[k, H, A]`` sequences one step left, padding with fresh uniform actions."""
+        k = seqs.shape[0]
+        pad = self.low + torch.rand(k, 1, self.act_dim, generator=self.generator).to(
+            self.device
+        ) * (self.high - self.low)
+        return torch.cat([seqs[:, 1:], pad], dim=1)
+
+    def _optimize(self, objective: Objective) -> Tensor:
+        h, a = self.horizon, self.act_dim
+        mean = self.initial_mean()
+        std = (self.init_std * (self.high - self.low) / 2).expand(h, -1).clone()
+        n_keep = max(1, round(self.keep_elites * self.elites))
+        best_seq, best_return = None, -math.inf
+        elite: Tensor | None = None
+        for i in range(self.iterations):
+            n = max(int(self.population * self.population_decay ** (-i)), 2 * self.elites)
+            # colored noise along time: [n, A, H] -> [n, H, A]
+            noise = colored_noise(
+                self.noise_beta, (n, a, h), generator=self.generator, device=self.device
+            ).transpose(1, 2)
+            parts = [noise * std + mean]
+            if i == 0 and self.kept is not None:
+                parts.append(self._shift(self.kept))
+            elif i > 0 and elite is not None:
+                parts.append(elite[:n_keep])
+            if i == self.iterations - 1:
+                parts.append(mean.unsqueeze(0))
+            samples = self.clamp_(torch.cat(parts, dim=0))
+            returns = self.score(objective, samples)
+            top, idx = torch.topk(returns, min(self.elites, len(returns)))
+            elite = samples[idx]
+            if float(top[0]) > best_return:
+                best_return, best_seq = float(top[0]), elite[0].clone()
+            mean = self.alpha * mean + (1 - self.alpha) * elite.mean(0)
+            std = self.alpha * std + (1 - self.alpha) * elite.std(0, unbiased=False)
+        assert elite is not None and best_seq is not None
+        self.kept, self.mean = elite[:n_keep].clone(), mean
+        self.last_info = {"plan_return": best_return}
+        return best_seq if self.execute_best else mean

@@ -1,0 +1,231 @@
+"""True-model ("oracle") rollouts of MuJoCo tasks: many action sequences from one simulator state.
+
+:class:`SimulatorRollout` rolls ``N`` open-loop action sequences of ``H`` env steps forward from
+``info["sim_state"]`` with MuJoCo's own batched ``mujoco.rollout`` (C++, no Python per physics
+step) and returns the observations ``env.step`` would have returned::
+
+    sim = SimulatorRollout(task)          # task: TaskSpec with Capability.SIMULATOR
+    obs_seq = sim(info["sim_state"], actions)   # [S] float64, [N, H, A] -> [N, H + 1, O]
+
+How it reproduces ``env.step``:
+
+- every env step is ``frame_skip`` ``mj_step``\\ s with ``data.ctrl = action`` held (Gymnasium's
+  ``do_simulation``), so the control sequence given to ``mujoco.rollout`` is each action repeated
+  ``frame_skip`` times and the env-step states are every ``frame_skip``-th output state;
+- the initial state is the ``mjSTATE_FULLPHYSICS`` vector of :func:`envs.wrappers.get_sim_state`;
+  the constraint solver's warm start is not part of it, so contact-rich tasks can differ from the
+  env in the solver's last digits (~1e-7 on Humanoid);
+- observations come from the task's :class:`~envs.spec.StateObservation`: a vectorised function of
+  ``(qpos, qvel)`` and, for tasks whose ``_get_obs`` reads quantities MuJoCo derives during
+  ``mj_step`` (RK4-stage body positions: Ant's torso x, Humanoid's CoM x, Reacher's fingertip;
+  InvertedDoublePendulum's constraint force), "stage" values read from a scratch ``mjData`` that
+  replays the last physics substep of every env step from the rollout's own states (one extra
+  ``mj_step`` per env step and sequence, in a Python loop: about ``1 / frame_skip`` more physics).
+
+``obs_seq[:, 0]`` is the observation of ``sim_state``. It equals the env's for tasks without stage
+values, and for every task right after ``reset``. Mid-episode, stage values of the *previous* step
+cannot be recovered from the state (they belong to a substep the state does not record), so for Ant,
+Humanoid, Reacher and InvertedDoublePendulum ``obs_seq[:, 0]`` uses the values of the state itself
+(``mj_forward``) unless the caller passes the env's observation as ``obs``. The difference (up to
+~2e-3 m in Ant's torso x) moves only the reward of the first step, by the same amount for every
+sequence, so it does not change which sequence a planner prefers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.spec import Capability, StateObservation, TaskSpec, load
+
+
+def supported_tasks() -> list[str]:
+    """Names of the registered tasks with ``Capability.SIMULATOR`` (simulator rollouts)."""
+    from envs import TASKS
+
+    return [n for n in TASKS if TASKS[n].simulator and TASKS[n].state_to_obs is not None]
+
+
+class SimulatorRollout:
+    """Batched true rollouts of a MuJoCo task from a simulator state (see the module docstring).
+
+    Args:
+        task: a :class:`~envs.spec.TaskSpec` with ``Capability.SIMULATOR``.
+        nthread: CPU threads. ``1`` (default: one benchmark trial gets one CPU) runs on the calling
+            thread; ``k > 1`` uses a pool of ``k`` threads and ``k`` ``mjData``.
+
+    Buffers (initial states, controls, every physics substep's state, observations) are allocated
+    on the first call and reused while ``(N, H)`` stay the same; the returned tensor is always a
+    fresh one. Not thread-safe: use one instance per thread.
+    """
+
+    def __init__(self, task: TaskSpec, *, nthread: int = 1) -> None:
+        import mujoco
+        from mujoco import rollout
+
+        if not task.has(Capability.SIMULATOR):
+            raise ValueError(
+                f"task {task.name!r} has no simulator rollouts (Capability.SIMULATOR); "
+                f"supported tasks: {', '.join(supported_tasks())}"
+            )
+        if nthread < 1:
+            raise ValueError(f"nthread must be >= 1, got {nthread}")
+        self.task = task
+        self.nthread = int(nthread)
+        sim_obs = load(task.entry.state_to_obs)
+        if not isinstance(sim_obs, StateObservation):
+            raise TypeError(f"{task.entry.state_to_obs} is not a StateObservation")
+        self._obs_fn = sim_obs.from_state
+        self._stage_fn = sim_obs.stage
+
+        env = task.make_env()
+        try:
+            unwrapped: Any = env.unwrapped
+            self.model = unwrapped.model
+            self.frame_skip = int(unwrapped.frame_skip)
+        finally:
+            env.close()
+        m = self.model
+        self._sig = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        self._ctrl_spec = int(mujoco.mjtState.mjSTATE_CTRL)
+        self.state_dim = int(mujoco.mj_stateSize(m, self._sig))
+        time_size = int(mujoco.mj_stateSize(m, int(mujoco.mjtState.mjSTATE_TIME)))
+        self._qpos = slice(time_size, time_size + m.nq)
+        self._qvel = slice(time_size + m.nq, time_size + m.nq + m.nv)
+        self.act_dim = int(m.nu)
+        if self.act_dim != task.act_dim:
+            raise ValueError(f"{task.name}: model has nu={m.nu}, task act_dim={task.act_dim}")
+
+        self._pool = rollout.Rollout(nthread=0 if self.nthread == 1 else self.nthread)
+        self._datas = [mujoco.MjData(m) for _ in range(self.nthread)]
+        self._scratch = mujoco.MjData(m)
+        self._stage_dim = 0
+        if self._stage_fn is not None:
+            mujoco.mj_forward(m, self._scratch)
+            self._stage_dim = len(np.asarray(self._stage_fn(m, self._scratch)).reshape(-1))
+        self._shape: tuple[int, int] | None = None
+
+    # --- buffers ----------------------------------------------------------------------------
+
+    def _buffers(self, n: int, h: int) -> None:
+        if self._shape == (n, h):
+            return
+        steps = h * self.frame_skip
+        self._models = [self.model] * n
+        self._init = np.empty((n, self.state_dim), np.float64)
+        self._ctrl = np.empty((n, steps, self.act_dim), np.float64)
+        self._states = np.empty((n, steps, self.state_dim), np.float64)
+        self._obs = np.empty((n, h + 1, self.task.obs_dim), np.float64)
+        self._stage = np.empty((n, h, self._stage_dim), np.float64)
+        self._shape = (n, h)
+
+    # --- observations -----------------------------------------------------------------------
+
+    def _stage_values(self, state: np.ndarray, ctrl: np.ndarray | None) -> np.ndarray:
+        """``[K]`` stage values after one ``mj_step`` from ``state`` with ``ctrl`` held, or of
+        ``state`` itself (``mj_forward``) when ``ctrl`` is ``None``."""
+        import mujoco
+
+        assert self._stage_fn is not None
+        d = self._scratch
+        mujoco.mj_setState(self.model, d, state, self._sig)
+        if ctrl is None:
+            mujoco.mj_forward(self.model, d)
+        else:
+            d.ctrl[:] = ctrl
+            mujoco.mj_step(self.model, d)
+        return self._stage_fn(self.model, d)
+
+    def observation(self, sim_state: np.ndarray) -> np.ndarray:
+        """``[S] -> [O]`` float64: the observation of a state (see the module docstring)."""
+        state = np.ascontiguousarray(sim_state, np.float64).reshape(-1)
+        stage = None
+        if self._stage_fn is not None:
+            stage = np.asarray(self._stage_values(state, None), np.float64)
+        return np.asarray(self._obs_fn(state[self._qpos], state[self._qvel], stage))
+
+    def _replay_stages(self, n: int, h: int, act: np.ndarray) -> np.ndarray:
+        """``[N, H, K]``: stage values of every env step, by replaying its last substep."""
+        import mujoco
+
+        assert self._stage_fn is not None
+        fs, stage, states, init = self.frame_skip, self._stage, self._states, self._init
+        m, d, sig, read = self.model, self._scratch, self._sig, self._stage_fn
+        set_state, step, ctrl = mujoco.mj_setState, mujoco.mj_step, self._scratch.ctrl
+        for t in range(h):
+            pre = t * fs + fs - 2  # substep state before the last substep of env step t
+            for i in range(n):
+                set_state(m, d, states[i, pre] if pre >= 0 else init[i], sig)
+                ctrl[:] = act[i, t]
+                step(m, d)
+                stage[i, t] = read(m, d)
+        return stage
+
+    # --- the call ---------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        sim_state: np.ndarray,
+        actions: torch.Tensor,
+        obs: np.ndarray | torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Roll ``N`` action sequences out from one state.
+
+        Args:
+            sim_state: ``[S]`` float64, ``info["sim_state"]`` of the env (``mjSTATE_FULLPHYSICS``).
+            actions: ``[N, H, A]`` env-unit actions (any float dtype, any device).
+            obs: optional ``[O]`` current observation of the env; when given it becomes
+                ``obs_seq[:, 0]`` (only matters for tasks with stage values, see module docstring).
+
+        Returns:
+            ``[N, H + 1, O]`` in ``actions``' dtype and device: ``[:, 0]`` the current observation,
+            ``[:, t + 1]`` the observation after action ``t``.
+        """
+        if actions.ndim != 3 or actions.shape[-1] != self.act_dim:
+            raise ValueError(f"actions must be [N, H, {self.act_dim}], got {tuple(actions.shape)}")
+        state = np.asarray(sim_state, np.float64).reshape(-1)
+        if state.size != self.state_dim:
+            raise ValueError(
+                f"sim_state must have {self.state_dim} entries (mjSTATE_FULLPHYSICS of "
+                f"{self.task.name}), got {state.size}"
+            )
+        n, h, _ = actions.shape
+        self._buffers(n, h)
+        fs = self.frame_skip
+        act = actions.detach().to("cpu", torch.float64).numpy()
+        self._init[:] = state
+        self._ctrl.reshape(n, h, fs, self.act_dim)[:] = act[:, :, None, :]
+        self._pool.rollout(
+            self._models,
+            self._datas,
+            self._init,
+            self._ctrl,
+            control_spec=self._ctrl_spec,
+            skip_checks=True,
+            nstep=h * fs,
+            initial_warmstart=None,
+            state=self._states,
+            sensordata=None,
+            chunk_size=None,
+        )
+        steps = self._states[:, fs - 1 :: fs]  # [N, H, S]: the state after every env step
+        stage = None if self._stage_fn is None else self._replay_stages(n, h, act)
+        self._obs[:, 1:] = self._obs_fn(steps[..., self._qpos], steps[..., self._qvel], stage)
+        if obs is None:
+            self._obs[:, 0] = self.observation(state)
+        else:
+            self._obs[:, 0] = torch.as_tensor(obs).detach().to("cpu", torch.float64).numpy()
+        dtype = actions.dtype if actions.is_floating_point() else torch.float32
+        return torch.from_numpy(self._obs).to(device=actions.device, dtype=dtype, copy=True)
+
+    def close(self) -> None:
+        """Stop the thread pool (a later call raises)."""
+        self._pool.close()
+
+    def __enter__(self) -> SimulatorRollout:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
