@@ -62,6 +62,7 @@ format: $(STAMP)
 speed: $(STAMP)
 	$(BIN)/python -m benchmark.speed_ensemble
 	$(BIN)/python -m benchmark.speed_sac
+	$(BIN)/python -m benchmark.speed_planning
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

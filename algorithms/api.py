@@ -188,7 +188,11 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
                 return True, v
         return False, value
     if origin is typing.Literal:
-        return value in typing.get_args(tp), value
+        allowed = typing.get_args(tp)
+        if isinstance(value, bool) and str(value).lower() in allowed:
+            # YAML and ``SET=algo.model=true`` read a bare true/false as a bool
+            return True, str(value).lower()
+        return value in allowed, value
     if tp is type(None):
         return value is None, value
     if tp is bool:

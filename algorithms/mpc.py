@@ -169,7 +169,9 @@ class MPCAgent(Algorithm):
             from envs.simulate import SimulatorRollout
 
             self.simulator = SimulatorRollout(task)
-        self.optimizer = self.make_optimizer()
+        # one warm-start slot per kind of episode: evaluation may interleave with a training
+        # episode (the driver evaluates mid-episode) without disturbing its plan
+        self.optimizers = {True: self.make_optimizer(), False: self.make_optimizer()}
         self._plan_sums: dict[str, float] = {}
         self._plan_count = 0
 
@@ -226,11 +228,19 @@ class MPCAgent(Algorithm):
 
         return predict
 
+    @property
+    def optimizer(self) -> TrajectoryOptimizer:
+        """The training episodes' optimizer (evaluation episodes have their own warm start)."""
+        return self.optimizers[True]
+
     @torch.no_grad()
-    def plan(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> torch.Tensor:
+    def plan(
+        self, obs: np.ndarray, info: Mapping[str, Any] | None = None, *, explore: bool = True
+    ) -> torch.Tensor:
         """``[H, A]``: the optimizer's plan from state ``obs`` (warm-started)."""
-        plan = self.optimizer.optimize(self.objective(obs, info))
-        for k, v in self.optimizer.last_info.items():
+        optimizer = self.optimizers[explore]
+        plan = optimizer.optimize(self.objective(obs, info))
+        for k, v in optimizer.last_info.items():
             self._plan_sums[k] = self._plan_sums.get(k, 0.0) + v
         self._plan_count += 1
         return plan
@@ -240,10 +250,10 @@ class MPCAgent(Algorithm):
     ) -> np.ndarray:
         if not self.ready or (explore and self._in_random_phase()):
             return self.random_action()
-        return self.plan(obs, info)[0].cpu().numpy().astype(np.float32)
+        return self.plan(obs, info, explore=explore)[0].cpu().numpy().astype(np.float32)
 
     def reset(self, *, explore: bool) -> None:
-        self.optimizer.reset()
+        self.optimizers[explore].reset()
 
     def _in_random_phase(self) -> bool:
         return self.model is not None and self.env_steps < self.initial_random_steps

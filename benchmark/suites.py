@@ -14,6 +14,8 @@ A suite file (``benchmark/suites/<name>.yaml``)::
         default: {population: 500}
         pendulum: {horizon: 20}
         steps: {pendulum: 5000}   # per-task budget for this algorithm only
+        eval_episodes: {pendulum: 1}   # per-task evaluation schedule for this algorithm only
+        eval_every: {pendulum: 1000}   #   (planners pay for every evaluation step)
     grid:                         # the default pairs
       - [[random, sac, rs], [pendulum, cartpole_swingup]]
       - [[lqr], [inverted_pendulum]]
@@ -49,6 +51,8 @@ TOP_KEYS = {
     "grid",
 }
 TASK_KEYS = {"steps", "eval_every", "eval_episodes"}
+#: keys of an ``algos: <algo>:`` entry besides task names
+ALGO_KEYS = {"default", *TASK_KEYS}
 
 
 class SuiteError(ConfigError):
@@ -79,8 +83,17 @@ def load_suite(name_or_path: str) -> dict[str, Any]:
             raise SuiteError(
                 f"{path}: task {task!r} has unknown keys {sorted(bad)}; valid: {sorted(TASK_KEYS)}"
             )
-    for algo in data.get("algos") or {}:
+    for algo, opts in (data.get("algos") or {}).items():
         ALGORITHMS[algo]
+        for key, value in (opts or {}).items():
+            if key not in ALGO_KEYS and key not in TASKS:
+                raise SuiteError(
+                    f"{path}: algos.{algo} has unknown key {key!r}; valid: {sorted(ALGO_KEYS)} "
+                    f"or a task name ({', '.join(TASKS)})"
+                )
+            if key in TASK_KEYS:
+                for task in value or {}:
+                    TASKS[task]
     data["name"] = path.stem
     return data
 
@@ -175,10 +188,16 @@ def expand(req: GridRequest) -> list[TrialSpec]:
             seed=0,
             total_steps=steps,
             eval_every=int(
-                req.eval_every or t_opts.get("eval_every") or suite.get("eval_every", 1000)
+                req.eval_every
+                or (a_opts.get("eval_every") or {}).get(task)
+                or t_opts.get("eval_every")
+                or suite.get("eval_every", 1000)
             ),
             eval_episodes=int(
-                req.eval_episodes or t_opts.get("eval_episodes") or suite.get("eval_episodes", 5)
+                req.eval_episodes
+                or (a_opts.get("eval_episodes") or {}).get(task)
+                or t_opts.get("eval_episodes")
+                or suite.get("eval_episodes", 5)
             ),
             overrides=overrides,
             device=req.device,

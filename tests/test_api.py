@@ -82,3 +82,12 @@ def test_plugin_contract(name):
     missing = [f.name for f in dataclasses.fields(cls.Config) if f.name not in docs]
     assert not missing, f"{name}: config fields without a docstring: {missing}"
     cls.Config()  # defaults construct
+
+
+def test_bare_yaml_booleans_fill_string_literals():
+    """``SET="cem.model=true"`` and ``{model: true}`` in YAML arrive as a bool."""
+    from algorithms.cem import CEMConfig
+
+    assert apply_overrides(CEMConfig(), {"model": True}).model == "true"
+    with pytest.raises(ConfigError):
+        apply_overrides(CEMConfig(), {"model": False})  # "false" is not a choice

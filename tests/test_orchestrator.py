@@ -189,3 +189,20 @@ def test_quick_suite_is_valid():
 
 def test_paper_suite_is_valid():
     assert expand(GridRequest(suite="paper"))
+
+
+def test_suite_per_algorithm_schedule_and_unknown_keys(tmp_path):
+    from algorithms.api import ConfigError
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "seeds: 1\neval_every: 500\neval_episodes: 3\ntasks: {pendulum: {steps: 1000}}\n"
+        "algos:\n  rs:\n    eval_episodes: {pendulum: 1}\n    eval_every: {pendulum: 250}\n"
+        "grid:\n  - [[random, rs], [pendulum]]\n"
+    )
+    specs = {s.algo: s for s in expand(GridRequest(suite=str(path)))}
+    assert (specs["rs"].eval_episodes, specs["rs"].eval_every) == (1, 250)
+    assert (specs["random"].eval_episodes, specs["random"].eval_every) == (3, 500)
+    path.write_text("algos:\n  rs:\n    horizn: {population: 3}\ngrid: []\n")
+    with pytest.raises(ConfigError, match="unknown key 'horizn'"):
+        expand(GridRequest(suite=str(path)))

@@ -294,3 +294,14 @@ def test_true_dynamics_swing_up_pendulum_from_the_first_episode(name: str, overr
     ret = final_eval_return(run_trial(spec))
     # a swing-up from any start scores about -120 to -300 on Pendulum-v1; random is ~-1200
     assert ret >= -200, ret
+
+
+def test_evaluation_episodes_do_not_disturb_the_training_warm_start() -> None:
+    agent = make_agent("cem", toy_task(), model="true", horizon=3)
+    agent.reset(explore=True)
+    agent.act(np.array([0.0], np.float32), explore=True)
+    kept = agent.optimizers[True].solution.clone()
+    agent.reset(explore=False)  # the driver evaluates in the middle of a training episode
+    agent.act(np.array([2.0], np.float32), explore=False)
+    torch.testing.assert_close(agent.optimizers[True].solution, kept)
+    assert agent.optimizers[False].solution is not None

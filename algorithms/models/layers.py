@@ -63,3 +63,15 @@ class EnsembleMLP(nn.Module):
         for layer in self.hidden:
             x = self.act(layer(x))
         return self.out(x)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX-512 BF16 / AMX, via oneDNN).
+
+    Without it a bf16 matmul is emulated and slower than fp32: callers choosing a precision for
+    speed (tests, benchmark defaults) check this first.
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the build
+        return False
