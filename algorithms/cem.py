@@ -39,16 +39,4 @@ class CEMAgent(MPCAgent):
     Config = CEMConfig
 
     def make_optimizer(self) -> TrajectoryOptimizer:
-        c = self.cfg
-        assert isinstance(c, CEMConfig)
-        return CEM(
-            c.horizon,
-            self.low,
-            self.high,
-            population=c.population,
-            elites=c.elites,
-            iterations=c.iterations,
-            alpha=c.alpha,
-            epsilon=c.epsilon,
-            generator=self.ctx.torch_gen,
-        )
+        return self.build_optimizer(CEM, "population", "elites", "iterations", "alpha", "epsilon")

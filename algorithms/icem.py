@@ -49,20 +49,15 @@ class ICEMAgent(MPCAgent):
     Config = ICEMConfig
 
     def make_optimizer(self) -> TrajectoryOptimizer:
-        c = self.cfg
-        assert isinstance(c, ICEMConfig)
-        return ICEM(
-            c.horizon,
-            self.low,
-            self.high,
-            population=c.population,
-            elites=c.elites,
-            iterations=c.iterations,
-            alpha=c.alpha,
-            noise_beta=c.noise_beta,
-            population_decay=c.population_decay,
-            keep_elites=c.keep_elites,
-            init_std=c.init_std,
-            execute_best=c.execute_best,
-            generator=self.ctx.torch_gen,
+        return self.build_optimizer(
+            ICEM,
+            "population",
+            "elites",
+            "iterations",
+            "alpha",
+            "noise_beta",
+            "population_decay",
+            "keep_elites",
+            "init_std",
+            "execute_best",
         )

@@ -179,6 +179,16 @@ class MPCAgent(Algorithm):
     def make_optimizer(self) -> TrajectoryOptimizer:
         """The plugin's trajectory optimizer over ``[N, H, A]`` sequences in the action box."""
 
+    def build_optimizer(self, cls: type[TrajectoryOptimizer], *fields: str) -> TrajectoryOptimizer:
+        """``cls(horizon, low, high, generator=ctx.torch_gen, **{f: config.f for f in fields})``."""
+        return cls(
+            self.cfg.horizon,
+            self.low,
+            self.high,
+            generator=self.ctx.torch_gen,
+            **{f: getattr(self.cfg, f) for f in fields},
+        )
+
     # ------------------------------------------------------------------ planning
     @property
     def ready(self) -> bool:

@@ -42,16 +42,4 @@ class MPPIAgent(MPCAgent):
     Config = MPPIConfig
 
     def make_optimizer(self) -> TrajectoryOptimizer:
-        c = self.cfg
-        assert isinstance(c, MPPIConfig)
-        return MPPI(
-            c.horizon,
-            self.low,
-            self.high,
-            population=c.population,
-            iterations=c.iterations,
-            kappa=c.kappa,
-            sigma=c.sigma,
-            beta=c.beta,
-            generator=self.ctx.torch_gen,
-        )
+        return self.build_optimizer(MPPI, "population", "iterations", "kappa", "sigma", "beta")

@@ -65,11 +65,4 @@ class RandomShooting(MPCAgent):
     Config = RSConfig
 
     def make_optimizer(self) -> TrajectoryOptimizer:
-        assert isinstance(self.cfg, RSConfig)
-        return RandomShootingOptimizer(
-            self.cfg.horizon,
-            self.low,
-            self.high,
-            population=self.cfg.population,
-            generator=self.ctx.torch_gen,
-        )
+        return self.build_optimizer(RandomShootingOptimizer, "population")

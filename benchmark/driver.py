@@ -56,6 +56,8 @@ class TrialSpec:
     eval_every: int = 1000
     """Evaluate every this many env steps (and at step 0 and at the end)."""
     eval_episodes: int = 5
+    """Episodes per evaluation point. 0: no evaluation episodes (the curve is ``train_return``:
+    for planners whose training episodes are already deterministic, and for oracle figures)."""
     overrides: Mapping[str, Any] = field(default_factory=dict)
     """Hyperparameter overrides, validated against the algorithm's config dataclass."""
     device: str = "auto"
@@ -188,11 +190,14 @@ def run_trial(
 
     def do_eval() -> None:
         nonlocal last_eval_time, last_eval_step
-        mean, std, length = evaluate(algo, eval_env, task, eval_seeds)
+        if eval_seeds:
+            mean, std, length = evaluate(algo, eval_env, task, eval_seeds)
+            emit("eval_return", mean, step)
+            emit("eval_return_std", std, step)
+            emit("eval_length", length, step)
+        else:
+            mean = math.nan
         now = time.perf_counter()
-        emit("eval_return", mean, step)
-        emit("eval_return_std", std, step)
-        emit("eval_length", length, step)
         if step > last_eval_step:
             emit("steps_per_s", (step - last_eval_step) / max(now - last_eval_time, 1e-9), step)
         for k in sorted(sums):

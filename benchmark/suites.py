@@ -161,6 +161,11 @@ def _pairs(req: GridRequest, suite: Mapping[str, Any]) -> list[tuple[str, str]]:
     return grid
 
 
+def _first(*values: Any) -> Any:
+    """The first value that is not ``None`` (``0`` counts: ``eval_episodes: 0`` is allowed)."""
+    return next(v for v in values if v is not None)
+
+
 def expand(req: GridRequest) -> list[TrialSpec]:
     """The validated trial list for ``req``. Raises :class:`ConfigError` on any bad input."""
     suite = load_suite(req.suite)
@@ -188,16 +193,22 @@ def expand(req: GridRequest) -> list[TrialSpec]:
             seed=0,
             total_steps=steps,
             eval_every=int(
-                req.eval_every
-                or (a_opts.get("eval_every") or {}).get(task)
-                or t_opts.get("eval_every")
-                or suite.get("eval_every", 1000)
+                _first(
+                    req.eval_every,
+                    (a_opts.get("eval_every") or {}).get(task),
+                    t_opts.get("eval_every"),
+                    suite.get("eval_every"),
+                    1000,
+                )
             ),
             eval_episodes=int(
-                req.eval_episodes
-                or (a_opts.get("eval_episodes") or {}).get(task)
-                or t_opts.get("eval_episodes")
-                or suite.get("eval_episodes", 5)
+                _first(
+                    req.eval_episodes,
+                    (a_opts.get("eval_episodes") or {}).get(task),
+                    t_opts.get("eval_episodes"),
+                    suite.get("eval_episodes"),
+                    5,
+                )
             ),
             overrides=overrides,
             device=req.device,

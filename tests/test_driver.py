@@ -81,3 +81,10 @@ def test_resolve_checks_capabilities():
     with pytest.raises(ConfigError, match="needs linearization"):
         resolve(TrialSpec("lqr", "hopper", seed=0, total_steps=1))
     assert "hopper" in TASKS
+
+
+def test_zero_eval_episodes_leaves_the_training_curve():
+    spec = TrialSpec("random", "pendulum", seed=0, total_steps=400, eval_every=200, eval_episodes=0)
+    rows = run_trial(spec)
+    assert eval_curve(rows) == []
+    assert [r["env_step"] for r in rows if r["metric"] == "train_return"] == [200, 400]

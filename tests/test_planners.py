@@ -278,7 +278,9 @@ def test_learned_and_true_models_share_the_planner(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "overrides"), [("cem", {"horizon": 30}), ("mppi", {})])
+@pytest.mark.parametrize(
+    ("name", "overrides"), [("cem", {"horizon": 30}), ("mppi", {}), ("icem", {"horizon": 30})]
+)
 def test_true_dynamics_swing_up_pendulum_from_the_first_episode(name: str, overrides) -> None:
     from benchmark.driver import TrialSpec, final_eval_return, run_trial
 

@@ -15,12 +15,14 @@ observation: they can disagree only if the state is within float32 rounding (~1e
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import torch
 
 Tensor = torch.Tensor
+T = TypeVar("T", float, Tensor)
 
 GRAVITY = 9.8
 MASSCART = 1.0
@@ -57,17 +59,22 @@ def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     )
 
 
-def dynamics(obs: Tensor, act: Tensor) -> Tensor:
-    """``[..., 4], [..., 2] (one-hot) -> [..., 4]``: CartPole-v1's Euler step in torch."""
-    x, x_dot, theta, theta_dot = obs.unbind(-1)
-    force = FORCE_MAG * (act[..., 1] - act[..., 0])
-    costheta, sintheta = torch.cos(theta), torch.sin(theta)
+def euler_step(
+    x: T, x_dot: T, theta: T, theta_dot: T, force: T, sin: Callable[[T], T], cos: Callable[[T], T]
+) -> tuple[T, T, T, T]:
+    """One explicit Euler step of the cart-pole ODE (Barto, Sutton & Anderson 1983), on floats
+    (an env) or tensors (torch dynamics); shared with the continuous-force cart-pole."""
+    costheta, sintheta = cos(theta), sin(theta)
     temp = (force + POLEMASS_LENGTH * theta_dot**2 * sintheta) / TOTAL_MASS
     thetaacc = (GRAVITY * sintheta - costheta * temp) / (
         LENGTH * (4.0 / 3.0 - MASSPOLE * costheta**2 / TOTAL_MASS)
     )
     xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-    return torch.stack(
-        [x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc],
-        dim=-1,
-    )
+    return x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc
+
+
+def dynamics(obs: Tensor, act: Tensor) -> Tensor:
+    """``[..., 4], [..., 2] (one-hot) -> [..., 4]``: CartPole-v1's Euler step in torch."""
+    x, x_dot, theta, theta_dot = obs.unbind(-1)
+    force = FORCE_MAG * (act[..., 1] - act[..., 0])
+    return torch.stack(euler_step(x, x_dot, theta, theta_dot, force, torch.sin, torch.cos), -1)

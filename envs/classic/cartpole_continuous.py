@@ -37,63 +37,32 @@ step scores like one that survives the horizon; any earlier termination ranks th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.classic.cartpole import (
+    FORCE_MAG,
+    THETA_THRESHOLD,
+    X_THRESHOLD,
+    euler_step,
+    reward_fn,
+    termination_fn,
+)
+
 Tensor = torch.Tensor
-T = TypeVar("T", float, Tensor)
+__all__ = ["CartPoleContinuousEnv", "dynamics", "make_env", "reward_fn", "termination_fn"]
 
-GRAVITY = 9.8
-MASSCART = 1.0
-MASSPOLE = 0.1
-TOTAL_MASS = MASSPOLE + MASSCART
-LENGTH = 0.5  # half the pole's length
-POLEMASS_LENGTH = MASSPOLE * LENGTH
-FORCE_MAG = 10.0
-TAU = 0.02
-THETA_THRESHOLD = 12 * 2 * math.pi / 360
-X_THRESHOLD = 2.4
 INIT_HIGH = 0.05
-
-
-def _euler_step(
-    x: T, x_dot: T, theta: T, theta_dot: T, force: T, sin: Callable[[T], T], cos: Callable[[T], T]
-) -> tuple[T, T, T, T]:
-    """One explicit Euler step of the cart-pole ODE, on floats (env) or tensors (dynamics)."""
-    costheta, sintheta = cos(theta), sin(theta)
-    temp = (force + POLEMASS_LENGTH * theta_dot**2 * sintheta) / TOTAL_MASS
-    thetaacc = (GRAVITY * sintheta - costheta * temp) / (
-        LENGTH * (4.0 / 3.0 - MASSPOLE * costheta**2 / TOTAL_MASS)
-    )
-    xacc = temp - POLEMASS_LENGTH * thetaacc * costheta / TOTAL_MASS
-    return x + TAU * x_dot, x_dot + TAU * xacc, theta + TAU * theta_dot, theta_dot + TAU * thetaacc
 
 
 def dynamics(obs: Tensor, act: Tensor) -> Tensor:
     """``[..., 4], [..., 1] -> [..., 4]``: the env's Euler step in torch (force ``10 * a``)."""
     x, x_dot, theta, theta_dot = obs.unbind(-1)
     force = FORCE_MAG * act[..., 0]
-    return torch.stack(_euler_step(x, x_dot, theta, theta_dot, force, torch.sin, torch.cos), -1)
-
-
-def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
-    """``-> [...]`` ones: 1.0 per step, the terminating step included (see module docstring)."""
-    return torch.ones(next_obs.shape[:-1], dtype=next_obs.dtype, device=next_obs.device)
-
-
-def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
-    """``[..., 4] -> [...]``: cart out of ``[-2.4, 2.4]`` or pole beyond 12 degrees (strict)."""
-    x, theta = next_obs[..., 0], next_obs[..., 2]
-    return (
-        (x < -X_THRESHOLD)
-        | (x > X_THRESHOLD)
-        | (theta < -THETA_THRESHOLD)
-        | (theta > THETA_THRESHOLD)
-    )
+    return torch.stack(euler_step(x, x_dot, theta, theta_dot, force, torch.sin, torch.cos), -1)
 
 
 class CartPoleContinuousEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -133,7 +102,7 @@ class CartPoleContinuousEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"expected one action value, got shape {np.shape(action)}")
         x, x_dot, theta, theta_dot = (float(v) for v in self.state)
         force = FORCE_MAG * float(a[0])
-        x, x_dot, theta, theta_dot = _euler_step(
+        x, x_dot, theta, theta_dot = euler_step(
             x, x_dot, theta, theta_dot, force, math.sin, math.cos
         )
         self.state = np.array([x, x_dot, theta, theta_dot], np.float64)
