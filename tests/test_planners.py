@@ -279,23 +279,27 @@ def test_learned_and_true_models_share_the_planner(name: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("name", "overrides"), [("cem", {"horizon": 30}), ("mppi", {}), ("icem", {"horizon": 30})]
+    ("name", "overrides"), [("cem", {"horizon": 30}), ("mppi", {}), ("icem", {})]
 )
 def test_true_dynamics_swing_up_pendulum_from_the_first_episode(name: str, overrides) -> None:
-    from benchmark.driver import TrialSpec, final_eval_return, run_trial
+    from envs import TASKS
 
-    spec = TrialSpec(
-        algo=name,
-        task="pendulum",
-        seed=0,
-        total_steps=1,
-        eval_every=10,
-        eval_episodes=3,
-        overrides={"model": "true", **overrides},
-    )
-    ret = final_eval_return(run_trial(spec))
-    # a swing-up from any start scores about -120 to -300 on Pendulum-v1; random is ~-1200
-    assert ret >= -200, ret
+    task = TASKS["pendulum"].resolve()
+    agent = make_agent(name, task, model="true", **overrides)
+    env = task.make_env()
+    returns = []
+    for k in range(6):  # six fixed starts, hanging and moving
+        obs, info = env.reset(seed=1000 + k)
+        agent.reset(explore=False)
+        total, done = 0.0, False
+        while not done:
+            obs, r, terminated, truncated, info = env.step(agent.act(obs, explore=False, info=info))
+            total += float(r)
+            done = terminated or truncated
+        returns.append(total)
+    # measured: cem -166, mppi -157, icem -153 (the hardest start ~-340); a good swing-up from a
+    # random start scores about -120 to -350 on Pendulum-v1, random actions ~-1200
+    assert np.mean(returns) >= -200, returns
 
 
 def test_evaluation_episodes_do_not_disturb_the_training_warm_start() -> None:
