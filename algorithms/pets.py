@@ -9,9 +9,10 @@ the expectation, are selectable); CEM with population 400, 40 elites, 5 iteratio
 horizon 25; rewards from the task's known reward function; one random trial first.
 
 Per-task settings of the paper (set in ``benchmark/suites/paper.yaml``): cart-pole 3 x 500 hidden
-units; half-cheetah 4 x 200, population 500, 50 elites, horizon 30; reacher 4 x 200 (the
-``nn_constructor`` of each ``dmbrl/config/<task>.py``). The paper plots, per trial, the return of
-that trial; the driver logs it as ``train_return`` (the policy has no separate exploration).
+units; half-cheetah 4 x 200, population 500, 50 elites, horizon 30 (the ``nn_constructor`` and
+``OPT_CFG`` of each ``dmbrl/config/<task>.py``). The paper plots the best trial return so far; the
+driver logs each trial's own return as ``train_return`` (the policy has no separate exploration),
+and the suite's curves show that current return, not the running best.
 
 Planning cost per env step: ``population x particles`` rows through one network per horizon step,
 ``horizon x iterations`` times (400 x 20 x 25 x 5 = 1M rows); ``model_bf16`` runs them on the
