@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 Tensor = torch.Tensor
@@ -78,3 +79,29 @@ def locomotion_reward(
     ``forward_weight * dx / dt + healthy_reward * healthy - ctrl_weight * |a|^2``; ``[...]``."""
     forward = forward_weight * (next_obs[..., 0] - obs[..., 0]) / dt
     return forward + healthy_reward * healthy.to(next_obs.dtype) - ctrl_cost(act, ctrl_weight)
+
+
+# --- observations from simulator states (``StateObservation.from_state``, see envs/simulate.py) ---
+
+VEL_CLIP = 10.0
+"""Hopper-v5 and Walker2d-v5 clip ``qvel`` to ``[-10, 10]`` in ``_get_obs``."""
+
+
+def qpos_qvel_obs(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
+    """``[..., nq], [..., nv] -> [..., nq + nv]``: ``[qpos, qvel]`` (root x kept)."""
+    return np.concatenate([qpos, qvel], axis=-1)
+
+
+def qpos_clipped_qvel_obs(
+    qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None
+) -> np.ndarray:
+    """``[qpos, clip(qvel, -10, 10)]``: v5's Hopper/Walker2d ``_get_obs`` with the root x kept."""
+    return np.concatenate([qpos, np.clip(qvel, -VEL_CLIP, VEL_CLIP)], axis=-1)
+
+
+def stage_qpos2_qvel_obs(
+    qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None
+) -> np.ndarray:
+    """``[stage (the prepended x), qpos[2:], qvel]``: Ant/Humanoid's MBPO observation."""
+    assert stage is not None
+    return np.concatenate([stage, qpos[..., 2:], qvel], axis=-1)

@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
-from envs.mujoco._common import ctrl_cost, fixed_kwargs, never
+from envs.mujoco._common import ctrl_cost, fixed_kwargs, never, qpos_qvel_obs
 from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
@@ -47,9 +46,4 @@ def termination_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     return never(next_obs)
 
 
-def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
-    """``[..., 9], [..., 9] -> [..., 18]``: ``_get_obs`` with the root x kept (unclipped)."""
-    return np.concatenate([qpos, qvel], axis=-1)
-
-
-SIM_OBS = StateObservation(obs_from_state)
+SIM_OBS = StateObservation(qpos_qvel_obs)

@@ -22,10 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
-from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns
+from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns, qpos_clipped_qvel_obs
 from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
@@ -38,7 +37,6 @@ HEALTHY_REWARD = 1.0
 HEALTHY_STATE_RANGE = (-100.0, 100.0)
 HEALTHY_Z_RANGE = (0.7, float("inf"))
 HEALTHY_ANGLE_RANGE = (-0.2, 0.2)
-VEL_CLIP = 10.0
 FIXED = {"exclude_current_positions_from_observation": False}
 
 
@@ -69,10 +67,4 @@ termination_fn, reward_fn = healthy_locomotion_fns(
 )
 
 
-def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
-    """``[..., 6], [..., 6] -> [..., 12]``: ``_get_obs`` with the root x kept, ``qvel`` clipped to
-    ``[-10, 10]`` as v5 does."""
-    return np.concatenate([qpos, np.clip(qvel, -VEL_CLIP, VEL_CLIP)], axis=-1)
-
-
-SIM_OBS = StateObservation(obs_from_state)
+SIM_OBS = StateObservation(qpos_clipped_qvel_obs)

@@ -32,7 +32,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns
+from envs.mujoco._common import fixed_kwargs, healthy_locomotion_fns, stage_qpos2_qvel_obs
 from envs.spec import StateObservation
 from envs.wrappers import PrependObservation, SimStateInfo
 
@@ -89,10 +89,4 @@ def _stage(model: Any, data: Any) -> np.ndarray:
     return np.asarray(mass_center(model, data)[:1], np.float64)
 
 
-def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
-    """``[..., 24], [..., 23], [..., 1] -> [..., 46]``: ``[CoM x, qpos[2:], qvel]``."""
-    assert stage is not None
-    return np.concatenate([stage, qpos[..., 2:], qvel], axis=-1)
-
-
-SIM_OBS = StateObservation(obs_from_state, _stage)
+SIM_OBS = StateObservation(stage_qpos2_qvel_obs, _stage)

@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.mujoco._common import qpos_qvel_obs
 from envs.spec import StateObservation
 from envs.wrappers import SimStateInfo
 
@@ -51,12 +52,7 @@ def reward_fn(obs: Tensor, act: Tensor, next_obs: Tensor) -> Tensor:
     return (~termination_fn(obs, act, next_obs)).to(next_obs.dtype)
 
 
-def obs_from_state(qpos: np.ndarray, qvel: np.ndarray, stage: np.ndarray | None) -> np.ndarray:
-    """``[..., 2], [..., 2] -> [..., 4]``: ``_get_obs``, ``[qpos, qvel]``."""
-    return np.concatenate([qpos, qvel], axis=-1)
-
-
-SIM_OBS = StateObservation(obs_from_state)
+SIM_OBS = StateObservation(qpos_qvel_obs)
 
 
 @functools.cache
