@@ -84,21 +84,23 @@ class TrajectoryOptimizer(ABC):
         key = (name, shape)
         buf = self._buffers.get(key)
         if buf is None:
-            buf = torch.empty(shape, device=self.device)
+            device = "cpu" if name.endswith("@gen") else self.device
+            buf = torch.empty(shape, device=device)
             self._buffers[key] = buf
         return buf
 
-    def _randn(self, name: str, *shape: int) -> Tensor:
-        buf = self.buffer(name, *shape)
-        if self.generator is not None and self.generator.device != buf.device:
-            return buf.copy_(torch.randn(shape, generator=self.generator))
-        return torch.randn(shape, generator=self.generator, out=buf)
+    def draw(self, name: str, shape: tuple[int, ...], fill: Callable[..., Tensor]) -> Tensor:
+        """A reusable ``shape`` buffer filled in place by ``fill(buf, generator=...)``.
 
-    def _rand(self, name: str, *shape: int) -> Tensor:
+        The numbers come from ``self.generator`` on its own device (the run's CPU generator), so a
+        CUDA planner gives the same plans as a CPU one: they are drawn into a CPU twin of the
+        buffer and copied once.
+        """
         buf = self.buffer(name, *shape)
-        if self.generator is not None and self.generator.device != buf.device:
-            return buf.copy_(torch.rand(shape, generator=self.generator))
-        return torch.rand(shape, generator=self.generator, out=buf)
+        gen = self.generator
+        if gen is not None and gen.device != buf.device:
+            return buf.copy_(fill(self.buffer(name + "@gen", *shape), generator=gen))
+        return fill(buf, generator=gen)
 
     def clamp_(self, actions: Tensor) -> Tensor:
         """Clip ``[..., A]`` actions into the box, in place."""
@@ -119,6 +121,11 @@ class TrajectoryOptimizer(ABC):
     def _optimize(self, objective: Objective) -> Tensor: ...
 
 
+def _truncated_normal_(t: Tensor, *, generator: torch.Generator | None) -> Tensor:
+    """Standard normal truncated at 2 std, in place (PETS samples ``truncnorm(-2, 2)``)."""
+    return torch.nn.init.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0, generator=generator)
+
+
 class RandomShooting(TrajectoryOptimizer):
     """Uniform samples in the box; the best sequence (Nagabandi et al. 2018). No warm start."""
 
@@ -127,7 +134,7 @@ class RandomShooting(TrajectoryOptimizer):
         self.population = population
 
     def _optimize(self, objective: Objective) -> Tensor:
-        u = self._rand("samples", self.population, self.horizon, self.act_dim)
+        u = self.draw("samples", (self.population, self.horizon, self.act_dim), Tensor.uniform_)
         seqs = u.mul_(self.high - self.low).add_(self.low)
         returns = self.score(objective, seqs)
         best = int(torch.argmax(returns))
@@ -170,8 +177,7 @@ class CEM(TrajectoryOptimizer):
             # shrink the variance so 2 std stay inside the box (PETS constrained_var)
             lb_dist, ub_dist = mean - self.low, self.high - mean
             cvar = torch.minimum(torch.minimum((lb_dist / 2) ** 2, (ub_dist / 2) ** 2), var)
-            z = self.buffer("samples", n, self.horizon, self.act_dim)
-            torch.nn.init.trunc_normal_(z, 0.0, 1.0, -2.0, 2.0, generator=self.generator)
+            z = self.draw("samples", (n, self.horizon, self.act_dim), _truncated_normal_)
             samples = self.clamp_(z.mul_(cvar.sqrt()).add_(mean))
             returns = self.score(objective, samples)
             top, idx = torch.topk(returns, k)
@@ -206,10 +212,23 @@ class MPPI(TrajectoryOptimizer):
         self.population, self.iterations = population, iterations
         self.kappa, self.sigma, self.beta = kappa, sigma, beta
         self.past_action: Tensor | None = None
+        self._filt: tuple[Tensor, Tensor] | None = None
 
     def reset(self) -> None:
         super().reset()
         self.past_action = None
+
+    def _filter(self) -> tuple[Tensor, Tensor]:
+        """``(F [H, H], c [H, 1])`` with ``u = F @ x + c * u_{-1}`` solving PDDM's recurrence
+        ``u_t = beta x_t + (1 - beta) u_{t-1}``: ``F[t, k] = beta (1 - beta)^(t - k)`` for
+        ``k <= t``, ``c[t] = (1 - beta)^(t + 1)``."""
+        if self._filt is None:
+            t = torch.arange(self.horizon, device=self.device, dtype=torch.float32)
+            lag = t.view(-1, 1) - t.view(1, -1)
+            decay = 1.0 - self.beta
+            filt = torch.where(lag >= 0, self.beta * decay ** lag.clamp(min=0), 0.0)
+            self._filt = (filt, (decay ** (t + 1)).view(-1, 1))
+        return self._filt
 
     def _optimize(self, objective: Objective) -> Tensor:
         n, h = self.population, self.horizon
@@ -218,13 +237,11 @@ class MPPI(TrajectoryOptimizer):
         past = self.midpoint[0] if self.past_action is None else self.past_action
         best_return = -math.inf
         for _ in range(self.iterations):
-            eps = self._randn("noise", n, h, self.act_dim).mul_(self.sigma * half_range)
-            samples = self.buffer("samples", n, h, self.act_dim)
-            prev = past.expand(n, -1)
-            for t in range(h):  # u_t = beta * (mean_t + eps_t) + (1 - beta) * u_{t-1}
-                u = torch.add(mean[t], eps[:, t]).mul_(self.beta).add_(prev, alpha=1 - self.beta)
-                samples[:, t] = u
-                prev = samples[:, t]
+            eps = self.draw("noise", (n, h, self.act_dim), Tensor.normal_)
+            eps.mul_(self.sigma * half_range)
+            # u_t = beta (mean_t + eps_t) + (1 - beta) u_{t-1}, unrolled: one [H, H] matmul
+            filt, carry = self._filter()
+            samples = torch.einsum("tk,nka->nta", filt, eps.add_(mean)).add_(carry * past)
             self.clamp_(samples)
             returns = self.score(objective, samples)
             best_return = max(best_return, float(returns.max()))
