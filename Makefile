@@ -63,6 +63,8 @@ speed: $(STAMP)
 	$(BIN)/python -m benchmark.speed_ensemble
 	$(BIN)/python -m benchmark.speed_sac
 	$(BIN)/python -m benchmark.speed_planning
+	$(BIN)/python -m benchmark.speed_mbpo
+	$(BIN)/python -m benchmark.speed_mbpo --bf16
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

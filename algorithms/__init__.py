@@ -19,6 +19,8 @@ for _name, _ref in {
     "mppi": "algorithms.mppi:MPPIAgent",
     "icem": "algorithms.icem:ICEMAgent",
     "pets": "algorithms.pets:PETS",
+    "mbpo": "algorithms.mbpo:MBPOAgent",
+    "dyna": "algorithms.dyna:DynaAgent",
 }.items():
     ALGORITHMS.add(_name, _ref)
 

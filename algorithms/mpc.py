@@ -33,6 +33,7 @@ import torch
 
 from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext, Transition
 from algorithms.buffer import ReplayBuffer
+from algorithms.models.diagnostics import ModelErrorProbe
 from algorithms.models.ensemble import (
     EnsembleConfig,
     EnsembleStep,
@@ -98,21 +99,12 @@ class MPCConfig(AlgoConfig):
     learn_reward: bool = False
     """Plan with a learned reward head instead of the task's ``reward_fn`` (PETS uses the known
     reward function)."""
+    model_error_horizons: tuple[int, ...] = (1, 5, 10, 25)
+    """Horizons ``k`` of the held-out model-error diagnostic ``model_err_h{k}`` logged before each
+    refit (:mod:`algorithms.models.diagnostics`; not part of PETS)."""
 
     def ensemble_config(self) -> EnsembleConfig:
-        return EnsembleConfig(
-            members=self.ensemble_size,
-            elites=self.num_elites,
-            hidden=self.hidden_size,
-            layers=self.num_layers,
-            weight_decays=self.model_weight_decays,
-            lr=self.model_lr,
-            batch_size=self.model_batch_size,
-            holdout_ratio=self.holdout_ratio,
-            max_epochs=self.model_max_epochs,
-            bf16=self.model_bf16,
-            learn_reward=self.learn_reward,
-        )
+        return EnsembleConfig.from_plugin(self, hidden=self.hidden_size, layers=self.num_layers)
 
 
 class MPCAgent(Algorithm):
@@ -153,6 +145,7 @@ class MPCAgent(Algorithm):
         self.last_fit: FitResult | None = None
         self.model: ProbabilisticEnsemble | None = None
         self.buffer: ReplayBuffer | None = None
+        self.probe: ModelErrorProbe | None = None
         self.simulator: Any = None
         if config.model == "learned":
             self.model = ProbabilisticEnsemble(
@@ -161,9 +154,17 @@ class MPCAgent(Algorithm):
                 config.ensemble_config(),
                 device=dev,
                 angle_dims=task.angle_dims,
+                drop_dims=task.reward_only_dims,
             )
             self.buffer = ReplayBuffer.for_trial(
                 config.buffer_size, task.obs_dim, task.act_dim, ctx
+            )
+            self.probe = ModelErrorProbe(
+                task.obs_dim,
+                task.act_dim,
+                config.model_error_horizons,
+                dims=task.policy_obs_dims,
+                angle_dims=task.angle_dims,
             )
         elif task.dynamics is None:
             from envs.simulate import SimulatorRollout
@@ -273,9 +274,12 @@ class MPCAgent(Algorithm):
         self.env_steps += 1
         if self.buffer is not None:
             self.buffer.add(transition)
+        if self.probe is not None:
+            self.probe.add(transition)
 
     def _fit(self) -> dict[str, float]:
-        assert self.model is not None and self.buffer is not None
+        assert self.model is not None and self.buffer is not None and self.probe is not None
+        errors = self.probe.measure(self.model)  # data since the last fit: held out from it
         data = self.buffer.all()
         self.last_fit = self.model.fit(
             data.obs,
@@ -285,7 +289,7 @@ class MPCAgent(Algorithm):
             rng=self.ctx.np_rng,
         )
         self.last_fit_step = self.env_steps
-        return self.last_fit.metrics()
+        return {**errors, **self.last_fit.metrics()}
 
     def update(self) -> Mapping[str, float]:
         if self.model is None or self.env_steps == self.last_fit_step:
@@ -329,6 +333,8 @@ class MPCAgent(Algorithm):
             state["model"] = self.model.state_dict()
             state["optim"] = self.model.optim.state_dict()
             state["buffer"] = self.buffer.state_dict()
+        if self.probe is not None:
+            state["probe"] = self.probe.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -341,5 +347,7 @@ class MPCAgent(Algorithm):
             self.model.load_state_dict(state["model"])
             self.model.optim.load_state_dict(state["optim"])
             self.buffer.load_state_dict(state["buffer"])
+        if self.probe is not None:
+            self.probe.load_state_dict(state["probe"])
         self.ctx.np_rng.bit_generator.state = state["np_rng"]
         self.ctx.torch_gen.set_state(state["torch_gen"])

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from algorithms.api import AlgoConfig, Algorithm, Capability, RunContext, Transition
 from algorithms.buffer import ReplayBuffer
@@ -78,6 +77,7 @@ class SACAgent(Algorithm):
             SACLearnerConfig.from_config(config),
             ctx.device,
             ctx.torch_gen,
+            obs_dims=task.policy_obs_dims,
         )
         self.buffer = ReplayBuffer.for_trial(config.buffer_size, task.obs_dim, task.act_dim, ctx)
         self.env_steps = 0
@@ -88,9 +88,7 @@ class SACAgent(Algorithm):
         """``obs [O]`` -> action ``[A]`` (float32, env units, within the bounds)."""
         if explore and self.env_steps < self.config.learning_starts:
             return self.random_action()
-        obs_t = torch.as_tensor(np.asarray(obs, np.float32)).unsqueeze(0)
-        action = self.learner.act(obs_t, deterministic=not explore)[0].cpu().numpy()
-        return np.clip(action, self.task.act_low, self.task.act_high)
+        return self.learner.act_one(obs, deterministic=not explore)
 
     def observe(self, transition: Transition) -> None:
         """Store the step; ``terminated`` (never ``truncated``) stops bootstrapping."""

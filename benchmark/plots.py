@@ -7,6 +7,8 @@ Writes into ``results/<run>/``:
 - ``plots/all_tasks.png``: every task in one grid;
 - ``plots/<task>_diagnostics.png``: every other logged metric (model error, rollout horizon,
   losses) as small multiples, so compounding model error is visible next to the returns;
+- ``plots/<task>_model_error.png``: the compounding-error curve, held-out ``k``-step model error
+  (``model_err_h{k}``) against ``k``, for every algorithm that logs it;
 - ``summary.md`` / ``summary.tex``: final return per task and algorithm (mean, IQM, 95% CI).
 """
 
@@ -66,6 +68,47 @@ def plot_curves(
     return ax
 
 
+def model_error_by_horizon(curves: pd.DataFrame, *, late: float = 0.5) -> pd.DataFrame:
+    """Per algorithm, seed and horizon ``k``: the mean held-out ``model_err_h{k}`` over the last
+    ``late`` fraction of each trial's steps. Columns ``algo, seed, horizon, value``."""
+    df = curves[curves["metric"].str.fullmatch(r"model_err_h\d+")].copy()
+    if df.empty:
+        return pd.DataFrame(columns=["algo", "seed", "horizon", "value"])
+    df["horizon"] = df["metric"].str.removeprefix("model_err_h").astype(int)
+    last = df.groupby(["algo", "seed"])["env_step"].transform("max")
+    df = df[df["env_step"] >= (1 - late) * last]
+    return df.groupby(["algo", "seed", "horizon"], as_index=False)["value"].mean()
+
+
+def plot_model_error(
+    curves: pd.DataFrame,
+    *,
+    ax: Axes | None = None,
+    seed: int = 0,
+    palette: dict[str, tuple[float, float, float]] | None = None,
+) -> Axes:
+    """The MBPO post's picture: ``k``-step error of the learned model against ``k`` (log-log)."""
+    ax = ax or plt.gca()
+    df = model_error_by_horizon(curves)
+    palette = palette or algo_palette(df["algo"])
+    sns.lineplot(
+        data=df,
+        x="horizon",
+        y="value",
+        hue="algo",
+        hue_order=[a for a in palette if a in set(df["algo"])],
+        palette=palette,
+        marker="o",
+        errorbar=("ci", 95),
+        n_boot=1000,
+        seed=seed,
+        ax=ax,
+    )
+    ax.set(xscale="log", yscale="log", xlabel="prediction horizon k (steps)")
+    ax.set_ylabel("held-out k-step error (state variances)")
+    return ax
+
+
 def _save(fig: plt.Figure, path: Path, *, tight: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
@@ -103,6 +146,11 @@ def render(run_dir: str | Path) -> list[Path]:
                 ax.set_visible(False)
             fig.suptitle(f"{task}: diagnostics")
             written.append(_save(fig, out / f"{task}_diagnostics.png"))
+        if not model_error_by_horizon(curves[curves["env"] == task]).empty:
+            fig, ax = plt.subplots(figsize=(5, 3.5))
+            plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette)
+            ax.set_title(f"{task}: compounding model error (second half of training)")
+            written.append(_save(fig, out / f"{task}_model_error.png"))
 
     if tasks:
         cols = min(3, len(tasks))

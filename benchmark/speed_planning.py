@@ -30,9 +30,10 @@ from algorithms.pets import PETS, PETSConfig
 from envs import TASKS
 
 
-def model_flops(args: argparse.Namespace, obs_dim: int, act_dim: int, n_angles: int) -> float:
-    """Matmul FLOPs of one planning step (see the module docstring)."""
-    h, inp, out = args.hidden, obs_dim + n_angles + act_dim, 2 * obs_dim
+def model_flops(args: argparse.Namespace, obs_dim: int, act_dim: int, extra_in: int) -> float:
+    """Matmul FLOPs of one planning step (see the module docstring). ``extra_in``: model inputs
+    beyond ``obs_dim`` (one per angle's sin/cos pair, minus the dropped reward-only dims)."""
+    h, inp, out = args.hidden, obs_dim + extra_in + act_dim, 2 * obs_dim
     macs = inp * h + (args.layers - 1) * h * h + h * out
     rows = args.population * args.particles * args.horizon * args.iterations
     return 2.0 * macs * rows
@@ -81,7 +82,9 @@ def bench(args: argparse.Namespace, device: str, bf16: bool) -> dict[str, float]
         sync()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    flops = model_flops(args, task.obs_dim, task.act_dim, len(task.angle_dims))
+    flops = model_flops(
+        args, task.obs_dim, task.act_dim, len(task.angle_dims) - len(task.reward_only_dims)
+    )
     return {"ms": med * 1e3, "mean_ms": statistics.mean(times) * 1e3, "gflops": flops / med / 1e9}
 
 

@@ -143,6 +143,7 @@ register(
         simulator=True,
         state_to_obs="envs.mujoco.half_cheetah:SIM_OBS",
         description="HalfCheetah-v5 running; obs[0] is the root x position.",
+        reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
 )
@@ -155,6 +156,7 @@ register(
         simulator=True,
         state_to_obs="envs.mujoco.hopper:SIM_OBS",
         description="Hopper-v5 hopping; obs[0] is the root x position.",
+        reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
 )
@@ -167,6 +169,7 @@ register(
         simulator=True,
         state_to_obs="envs.mujoco.walker2d:SIM_OBS",
         description="Walker2d-v5 walking; obs[0] is the root x position.",
+        reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
 )
@@ -179,6 +182,7 @@ register(
         simulator=True,
         state_to_obs="envs.mujoco.ant:SIM_OBS",
         description="Ant-v5 with MBPO's 27-dim observation (obs[1:]) and torso x (obs[0]).",
+        reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
 )
@@ -191,6 +195,7 @@ register(
         simulator=True,
         state_to_obs="envs.mujoco.humanoid:SIM_OBS",
         description="Humanoid-v5 with MBPO's 45-dim observation (obs[1:]) and CoM x (obs[0]).",
+        reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
 )

@@ -118,6 +118,11 @@ class TaskEntry:
     angle_dims: tuple[int, ...] = ()
     """Observation dims that are unbounded angles: learned models see their sin and cos instead
     (PETS's ``obs_preproc`` for cart-pole)."""
+    reward_only_dims: tuple[int, ...] = ()
+    """Observation dims kept only so that ``reward_fn(obs, act, next_obs)`` can be computed (the
+    root x of the locomotion tasks). Policies, value functions and the inputs of learned models
+    leave them out, which gives the standard observation (PETS's ``obs_preproc`` for
+    half-cheetah, MBPO's observations); learned models still predict their change."""
     gamma: float = 0.99
     description: str = ""
     tags: tuple[str, ...] = ()
@@ -188,6 +193,7 @@ class TaskEntry:
             ),
             capabilities=frozenset(caps),
             angle_dims=tuple(self.angle_dims),
+            reward_only_dims=tuple(self.reward_only_dims),
             entry=self,
         )
 
@@ -216,6 +222,13 @@ class TaskSpec:
     angle_dims: tuple[int, ...]
     """See :attr:`TaskEntry.angle_dims`."""
     entry: TaskEntry
+    reward_only_dims: tuple[int, ...] = ()
+    """See :attr:`TaskEntry.reward_only_dims`."""
+
+    @property
+    def policy_obs_dims(self) -> tuple[int, ...]:
+        """The observation dims a policy or value function sees (all but ``reward_only_dims``)."""
+        return tuple(i for i in range(self.obs_dim) if i not in self.reward_only_dims)
 
     def make_env(self, **overrides: Any):
         """A fresh env of this task (see :meth:`TaskEntry.make_env`)."""

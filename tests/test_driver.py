@@ -34,6 +34,24 @@ SMOKE: dict[str, tuple[str, dict]] = {
         )
         for name in ("cem", "mppi", "icem", "pets")
     },
+    **{
+        name: (
+            "pendulum",
+            {
+                "initial_random_steps": 100,
+                "model_train_freq": 100,
+                "epoch_length": 100,
+                "rollouts_per_step": 2,
+                "updates_per_step": 1,
+                "batch_size": 32,
+                "hidden": 32,
+                "model_hidden": 32,
+                "model_max_epochs": 2,
+                **({"rollout_horizon": 20} if name == "dyna" else {}),
+            },
+        )
+        for name in ("mbpo", "dyna")
+    },
 }
 VOLATILE = {"steps_per_s"}
 
@@ -57,7 +75,7 @@ def test_smoke(algo):
     assert any(r["metric"] == "train_return" for r in rows)
 
 
-@pytest.mark.parametrize("algo", ["random", "sac", "rs", "pets", "icem", "mppi"])
+@pytest.mark.parametrize("algo", ["random", "sac", "rs", "pets", "icem", "mppi", "mbpo", "dyna"])
 def test_same_seed_same_curve(algo):
     task, overrides = SMOKE[algo]
     spec = TrialSpec(

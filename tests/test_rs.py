@@ -159,9 +159,13 @@ def test_learned_model_training_schedule_and_metrics() -> None:
     assert logs == [] and not algo.ready
     logs = feed_episode(algo, 21, rng)  # step 30: first fit (update); 50: train_every
     assert len(logs) == 2  # (no second fit at the episode end, step 50 again)
+    fit_keys = {"model_train_loss", "model_holdout_mse", "model_epochs"}
+    assert set(logs[0]) == fit_keys  # no model before the first fit: no held-out error
+    # the refit at 50 first scores the model on steps 31-50, which it was not trained on
+    assert set(logs[1]) == fit_keys | {"model_err_h1", "model_err_h5", "model_err_h10"}
     logs = feed_episode(algo, 1, rng)  # step 51, episode end: refit
     assert len(logs) == 1
-    assert set(logs[0]) == {"model_train_loss", "model_holdout_mse", "model_epochs"}
+    assert set(logs[0]) == fit_keys | {"model_err_h1"}
     assert algo.ready and algo.model is not None and algo.model.fitted
     assert algo.env_steps == 51 and len(algo.buffer) == 51
     assert np.isfinite(algo.eval_metrics()["model_holdout_mse"])

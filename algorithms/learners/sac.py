@@ -76,6 +76,16 @@ class SACLearnerConfig:
         return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
+def _adam(params: Any, lr: float) -> torch.optim.Adam:
+    """Adam with the fused kernel (one kernel for every tensor: ~5x less optimizer time at SAC's
+    sizes on CPU than the per-tensor loop, same arithmetic), else the default implementation."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # pragma: no cover - depends on the build / device
+        return torch.optim.Adam(params, lr=lr)
+
+
 def mlp(in_features: int, out_features: int, hidden: int, layers: int) -> nn.Sequential:
     """``layers`` hidden ReLU layers of width ``hidden``, then a linear output."""
     dims = [in_features] + [hidden] * layers
@@ -122,6 +132,9 @@ class SACLearner:
         device: where networks live and :meth:`update` computes.
         generator: CPU ``torch.Generator`` for the actor's noise (never the global RNG). On a
             non-CPU device a device generator is seeded from it once, so sampling stays on device.
+        obs_dims: the observation dims the networks see (``None``: all ``O``). Callers keep
+            passing full ``[B, O]`` observations; the learner selects these dims itself (the
+            locomotion tasks' root x is left out: ``TaskSpec.policy_obs_dims``).
     """
 
     def __init__(
@@ -133,6 +146,7 @@ class SACLearner:
         cfg: Any,
         device: torch.device | str,
         generator: torch.Generator,
+        obs_dims: tuple[int, ...] | None = None,
     ) -> None:
         cfg = cfg if isinstance(cfg, SACLearnerConfig) else SACLearnerConfig.from_config(cfg)
         self.cfg = cfg
@@ -148,12 +162,20 @@ class SACLearner:
         high = torch.as_tensor(act_high, dtype=torch.float32).to(self.device).reshape(act_dim)
         if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
             raise ValueError("SAC needs finite action bounds")
+        self._low_np, self._high_np = low.cpu().numpy(), high.cpu().numpy()
         self.act_scale = (high - low) / 2  # [A]
         self.act_bias = (high + low) / 2  # [A]
 
-        self.actor = SquashedGaussianActor(obs_dim, act_dim, cfg.hidden, cfg.layers).to(self.device)
+        self._obs_index: torch.Tensor | None = None
+        net_obs_dim = obs_dim
+        if obs_dims is not None and tuple(obs_dims) != tuple(range(obs_dim)):
+            self._obs_index = torch.as_tensor(list(obs_dims), dtype=torch.long, device=self.device)
+            net_obs_dim = len(obs_dims)
+        self.actor = SquashedGaussianActor(net_obs_dim, act_dim, cfg.hidden, cfg.layers).to(
+            self.device
+        )
         self.critic = EnsembleMLP(
-            2, obs_dim + act_dim, 1, cfg.hidden, cfg.layers, activation=nn.ReLU
+            2, net_obs_dim + act_dim, 1, cfg.hidden, cfg.layers, activation=nn.ReLU
         ).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(
@@ -161,9 +183,9 @@ class SACLearner:
         )
         self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
 
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self.actor_opt = _adam(self.actor.parameters(), cfg.lr)
+        self.critic_opt = _adam(self.critic.parameters(), cfg.lr)
+        self.alpha_opt = _adam([self.log_alpha], cfg.lr)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
         self.updates = 0
@@ -181,6 +203,10 @@ class SACLearner:
     def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randn(shape, generator=self.generator, device=self.device)
 
+    def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B, O]`` -> ``[B, O']``: the dims the networks see."""
+        return obs if self._obs_index is None else obs.index_select(-1, self._obs_index)
+
     def to_env_action(self, a: torch.Tensor) -> torch.Tensor:
         """``[..., A]`` normalised action in ``[-1, 1]`` -> env units."""
         return a * self.act_scale + self.act_bias
@@ -195,13 +221,13 @@ class SACLearner:
         """Both critics: ``obs [B, O]``, normalised ``act_unit [B, A]`` -> ``[2, B]`` (float32)."""
         net = self.critic_target if target else self.critic
         with self._autocast():
-            return net(torch.cat([obs, act_unit], dim=-1)).squeeze(-1).float()
+            return net(torch.cat([self._net_obs(obs), act_unit], dim=-1)).squeeze(-1).float()
 
     def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised sample: ``obs [B, O]`` -> normalised ``a [B, A]``, ``log_prob [B]``."""
         noise = self._noise((obs.shape[0], self.act_dim))
         with self._autocast():
-            return self.actor.sample(obs, noise)
+            return self.actor.sample(self._net_obs(obs), noise)
 
     @torch.no_grad()
     def soft_value_target(self, next_obs: torch.Tensor) -> torch.Tensor:
@@ -224,10 +250,17 @@ class SACLearner:
         obs = obs.to(self.device, torch.float32)
         if deterministic:
             with self._autocast():
-                a = torch.tanh(self.actor(obs)[0])
+                a = torch.tanh(self.actor(self._net_obs(obs))[0])
         else:
             a = self.policy(obs)[0]
         return self.to_env_action(a)
+
+    def act_one(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+        """One env observation ``[O]`` -> float32 action ``[A]`` in env units, clipped to the
+        bounds (guards against rounding at the edges of ``tanh``)."""
+        obs_t = torch.as_tensor(np.asarray(obs, np.float32)).unsqueeze(0)
+        action = self.act(obs_t, deterministic)[0].cpu().numpy()
+        return np.clip(action, self._low_np, self._high_np).astype(np.float32)
 
     # ---- learning ------------------------------------------------------------------------------
 

@@ -108,6 +108,26 @@ class EnsembleConfig:
     Parameters, Adam state, normalizers, the log-variance bounds, the Gaussian NLL and every
     output returned to callers stay float32. Off by default: PETS and MBPO train in fp32."""
 
+    @classmethod
+    def from_plugin(cls, config: object, *, hidden: int, layers: int) -> EnsembleConfig:
+        """From a plugin's config carrying the shared model fields (``ensemble_size``,
+        ``num_elites``, ``model_lr``, ``model_batch_size``, ``model_weight_decays``,
+        ``holdout_ratio``, ``model_max_epochs``, ``model_bf16``, ``learn_reward``)."""
+        c = config
+        return cls(
+            members=c.ensemble_size,  # type: ignore[attr-defined]
+            elites=c.num_elites,  # type: ignore[attr-defined]
+            hidden=hidden,
+            layers=layers,
+            weight_decays=c.model_weight_decays,  # type: ignore[attr-defined]
+            lr=c.model_lr,  # type: ignore[attr-defined]
+            batch_size=c.model_batch_size,  # type: ignore[attr-defined]
+            holdout_ratio=c.holdout_ratio,  # type: ignore[attr-defined]
+            max_epochs=c.model_max_epochs,  # type: ignore[attr-defined]
+            bf16=c.model_bf16,  # type: ignore[attr-defined]
+            learn_reward=c.learn_reward,  # type: ignore[attr-defined]
+        )
+
     def decays(self) -> tuple[float, ...]:
         """The per-layer decays in effect (``layers + 1`` values)."""
         wd = (
@@ -202,14 +222,17 @@ class ProbabilisticEnsemble(nn.Module):
         config: EnsembleConfig | None = None,
         device: torch.device | str = "cpu",
         angle_dims: tuple[int, ...] = (),
+        drop_dims: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         cfg = config or EnsembleConfig()
         self.config = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.angle_dims = tuple(angle_dims)
-        self._keep_dims = [i for i in range(obs_dim) if i not in self.angle_dims]
-        self.in_dim = obs_dim + len(self.angle_dims) + act_dim
+        self.drop_dims = tuple(drop_dims)
+        skip = set(self.angle_dims) | set(self.drop_dims)
+        self._keep_dims = [i for i in range(obs_dim) if i not in skip]
+        self.in_dim = len(self._keep_dims) + 2 * len(self.angle_dims) + act_dim
         self.out_dim = obs_dim + int(cfg.learn_reward)
         self.net = EnsembleMLP(cfg.members, self.in_dim, 2 * self.out_dim, cfg.hidden, cfg.layers)
         self.max_logvar = nn.Parameter(torch.full((1, 1, self.out_dim), cfg.init_max_logvar))
@@ -225,11 +248,13 @@ class ProbabilisticEnsemble(nn.Module):
         self.optim = self._make_optimizer()
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[..., O] -> [..., O + len(angle_dims)]``: the network's state input. Angle dims are
-        replaced by their ``sin`` and ``cos`` (PETS's ``obs_preproc`` for cart-pole), so the model
-        need not learn the periodicity of an unbounded angle."""
+        """``[..., O] -> [..., O - len(drop_dims) + len(angle_dims)]``: the network's state input.
+        Angle dims are replaced by their ``sin`` and ``cos`` (PETS's ``obs_preproc`` for
+        cart-pole), so the model need not learn the periodicity of an unbounded angle;
+        ``drop_dims`` (a locomotion task's root x, ``TaskSpec.reward_only_dims``) are left out
+        (PETS's half-cheetah ``obs_preproc``), though the model still predicts their change."""
         if not self.angle_dims:
-            return obs
+            return obs[..., self._keep_dims] if self.drop_dims else obs
         ang = obs[..., list(self.angle_dims)]
         return torch.cat([obs[..., self._keep_dims], torch.sin(ang), torch.cos(ang)], dim=-1)
 

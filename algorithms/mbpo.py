@@ -1,0 +1,428 @@
+"""``mbpo``: Model-Based Policy Optimization (Janner et al. 2019, "When to Trust Your Model").
+
+A probabilistic ensemble is fitted to the real data; short model rollouts *branched from real
+states* fill a model buffer; SAC learns from minibatches that are mostly model data. Learned models
+generalize well one step ahead, but their errors compound, so MBPO keeps rollouts short (``k`` from
+a per-task schedule) and starts them everywhere in the real replay buffer.
+
+The loop, as in the official code (jannerm/mbpo ``mbpo/algorithms/mbpo.py``):
+
+1. ``initial_random_steps`` uniform random env steps;
+2. every ``model_train_freq`` env steps: refit the ensemble on all real data (holdout early
+   stopping), set ``k`` from ``rollout_schedule`` and the epoch (``epoch_length`` env steps after the
+   random phase), and roll ``rollouts_per_step * model_train_freq`` start states sampled from the
+   real buffer ``k`` steps forward under the current stochastic policy (one batched ensemble call
+   per step, a random elite per row, the task's termination function ending rollouts) into the
+   model buffer, which keeps ``model_retain_epochs`` epochs of rollouts;
+3. every env step: ``updates_per_step`` SAC updates on batches of ``batch_size`` with a fraction
+   ``real_ratio`` of real transitions and the rest from the model buffer.
+
+Before each refit the current model is scored on the real transitions it has not seen yet
+(``model_err_h{k}``, :mod:`algorithms.models.diagnostics`): the compounding-error curve of the run.
+
+Paper (Table 3 / Appendix C) and official code disagree in places; we follow the code and say so:
+the rollout schedules of Hopper (paper ``[20, 100, 1, 15]``, code ``[20, 150, 1, 15]``), Walker2d
+and HalfCheetah (the length is 1 either way) and Humanoid (paper ends at 25, code at 20); the
+initial exploration (``examples/development/base.py`` sets 5000 random steps for MBPO, which
+overrides the 500 written in the InvertedPendulum config because of the update order).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from algorithms.api import AlgoConfig, Algorithm, Capability, RunContext, Transition
+from algorithms.buffer import Batch, ReplayBuffer
+from algorithms.learners.sac import SACLearner, SACLearnerConfig
+from algorithms.models.diagnostics import ModelErrorProbe
+from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from envs.spec import TaskSpec
+
+#: Per-task values of the official configs (jannerm/mbpo ``examples/config/<task>/0.py``), used
+#: where the config leaves the field ``None``.
+MBPO_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "inverted_pendulum": {
+        "updates_per_step": 10,
+        "epoch_length": 250,
+        "rollout_schedule": (1, 15, 1, 1),
+        "target_entropy": -0.05,
+    },
+    "hopper": {"rollout_schedule": (20, 150, 1, 15), "target_entropy": -1.0},
+    "walker2d": {"rollout_schedule": (20, 150, 1, 1), "target_entropy": -3.0},
+    "halfcheetah": {
+        "updates_per_step": 40,
+        "rollout_schedule": (20, 150, 1, 1),
+        "target_entropy": -3.0,
+    },
+    "ant": {"rollout_schedule": (20, 100, 1, 25), "target_entropy": -4.0},
+    "humanoid": {
+        "rollout_schedule": (20, 300, 1, 20),
+        "target_entropy": -2.0,
+        "model_hidden": 400,
+        "model_train_freq": 1000,
+        "model_retain_epochs": 5,
+    },
+}
+
+#: Values for tasks the official code has no config for (its ``MBPO.__init__`` defaults and the
+#: common values of its configs).
+GENERIC_DEFAULTS: dict[str, Any] = {
+    "updates_per_step": 20,
+    "epoch_length": 1000,
+    "rollout_schedule": (20, 100, 1, 1),
+    "model_hidden": 200,
+    "model_train_freq": 250,
+    "model_retain_epochs": 1,
+}
+
+
+@dataclass(frozen=True)
+class MBPOConfig(AlgoConfig):
+    """MBPO hyperparameters. "Code" is jannerm/mbpo (``examples/config/<task>/0.py``,
+    ``examples/development/base.py``, ``mbpo/models/constructor.py``, ``mbpo/models/bnn.py``);
+    "paper" is Janner et al. 2019, Appendix C. ``None`` fields take the code's per-task value
+    (:data:`MBPO_TASK_DEFAULTS`)."""
+
+    # ---- SAC (the fields of SACLearnerConfig, same names) ----
+    lr: float = 3e-4
+    """Adam learning rate of actor, critics and temperature (code ``base.py``: 3e-4)."""
+    gamma: float = 0.99
+    """Discount (code configs ``discount: 0.99``)."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics (code ``tau: 5e-3``, update interval 1)."""
+    batch_size: int = 256
+    """SAC minibatch (code ``sampler_params.batch_size: 256``)."""
+    hidden: int = 256
+    """Hidden units of actor and critics (code ``base.py`` ``M = 256``)."""
+    layers: int = 2
+    """Hidden layers of actor and critics (code ``(M, M)``)."""
+    target_entropy: float | None = None
+    """Temperature target. ``None``: the code's per-task value (InvertedPendulum -0.05, Hopper -1,
+    Walker2d and HalfCheetah -3, Ant -4, Humanoid -2), else ``-|A|``."""
+    init_alpha: float = 1.0
+    """Initial temperature (softlearning: ``log_alpha = 0``)."""
+    autotune_alpha: bool = True
+    """Learn the temperature (code: SAC with automatic entropy tuning)."""
+    bf16: bool = False
+    """bfloat16 autocast of SAC's network passes (losses stay float32). Not in the paper."""
+    updates_per_step: int | None = None
+    """SAC gradient steps per env step, G (code ``n_train_repeat``: 20; HalfCheetah 40;
+    InvertedPendulum 10)."""
+    real_ratio: float = 0.05
+    """Fraction of each SAC batch drawn from real data (code ``real_ratio: 0.05``)."""
+    buffer_size: int = 1_000_000
+    """Real replay capacity (code ``SimpleReplayPool`` ``max_size: 1e6``)."""
+    initial_random_steps: int = 5000
+    """Uniform random env steps before model and SAC training (code ``base.py``
+    ``n_initial_exploration_steps: 5000`` for MBPO)."""
+
+    # ---- model rollouts ----
+    epoch_length: int | None = None
+    """Env steps per epoch, the unit of ``rollout_schedule`` and ``model_retain_epochs`` (code
+    ``epoch_length``: 1000; InvertedPendulum 250)."""
+    model_train_freq: int | None = None
+    """Refit the model (and roll it out) every this many env steps (code ``model_train_freq``:
+    250; Humanoid 1000)."""
+    rollouts_per_step: int = 400
+    """Model rollouts per env step, generated in one batch of ``rollouts_per_step *
+    model_train_freq`` at each refit (code ``rollout_batch_size: 100e3`` per 250 steps)."""
+    rollout_schedule: tuple[int, int, int, int] | None = None
+    """``[start_epoch, end_epoch, start_len, end_len]``: ``k`` grows linearly between the epochs
+    (code ``rollout_schedule``; Hopper ``[20, 150, 1, 15]``, Walker2d and HalfCheetah
+    ``[20, 150, 1, 1]``, Ant ``[20, 100, 1, 25]``, Humanoid ``[20, 300, 1, 20]``,
+    InvertedPendulum ``[1, 15, 1, 1]``)."""
+    model_retain_epochs: int | None = None
+    """Epochs of model rollouts the model buffer keeps (code ``model_retain_epochs``: 1;
+    Humanoid 5)."""
+    rollout_deterministic: bool = False
+    """Use the model's mean instead of sampling the Gaussian (code ``deterministic: False``)."""
+
+    # ---- dynamics model ----
+    ensemble_size: int = 7
+    """Ensemble members (code ``num_networks: 7``)."""
+    num_elites: int = 5
+    """Elites by holdout MSE, used for rollouts (code ``num_elites: 5``)."""
+    model_hidden: int | None = None
+    """Hidden units per model layer (code ``hidden_dim``: 200; Humanoid 400)."""
+    model_layers: int = 4
+    """Hidden layers of the model (code ``construct_model``: 4, swish)."""
+    model_lr: float = 1e-3
+    """Model Adam learning rate (code ``construct_model``: 0.001)."""
+    model_batch_size: int = 256
+    """Model minibatch per member (code ``_train_model(batch_size=256)``)."""
+    model_weight_decays: tuple[float, ...] | None = None
+    """Per-layer L2; ``None``: the code's ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)``."""
+    holdout_ratio: float = 0.2
+    """Holdout fraction for early stopping and elites (code ``holdout_ratio=0.2``, capped at
+    5000 transitions)."""
+    model_max_epochs: int | None = None
+    """Cap on epochs per refit (code ``max_epochs=None``: early stopping only)."""
+    model_bf16: bool = False
+    """bf16 autocast of the model's passes (training and rollouts). Not in the paper."""
+    learn_reward: bool = True
+    """The model predicts the reward (code: ``[reward, delta_obs]`` targets). ``False`` scores
+    rollouts with the task's ``reward_fn`` instead."""
+    model_error_horizons: tuple[int, ...] = (1, 5, 10, 25)
+    """Horizons of the held-out model-error diagnostic ``model_err_h{k}`` (not in the paper)."""
+
+    def for_task(self, task: TaskSpec) -> MBPOConfig:
+        """This config with every ``None`` per-task field filled in for ``task``."""
+        table = {**GENERIC_DEFAULTS, **MBPO_TASK_DEFAULTS.get(task.name, {})}
+        fill = {k: v for k, v in table.items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **fill)
+
+    def ensemble_config(self) -> EnsembleConfig:
+        assert self.model_hidden is not None
+        return EnsembleConfig.from_plugin(self, hidden=self.model_hidden, layers=self.model_layers)
+
+
+class MBPOAgent(Algorithm):
+    """The ``mbpo`` plugin. ``dyna`` (:mod:`algorithms.dyna`) changes where rollouts start and how
+    long they run (:meth:`rollout_starts`, :meth:`rollout_length`)."""
+
+    name = "mbpo"
+    Config = MBPOConfig
+    requires = frozenset({Capability.CONTINUOUS_ACTIONS, Capability.TERMINATION_FN})
+
+    @classmethod
+    def required_capabilities(cls, config: AlgoConfig) -> frozenset[Capability]:
+        assert isinstance(config, MBPOConfig)
+        if config.learn_reward:
+            return cls.requires
+        return cls.requires | {Capability.REWARD_FN}
+
+    def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
+        super().__init__(task, config, ctx)
+        assert isinstance(config, MBPOConfig)
+        self.cfg = cfg = config.for_task(task)
+        dev = ctx.device
+        self.learner = SACLearner(
+            task.obs_dim,
+            task.act_dim,
+            task.act_low,
+            task.act_high,
+            SACLearnerConfig.from_config(cfg),
+            dev,
+            ctx.torch_gen,
+            obs_dims=task.policy_obs_dims,
+        )
+        self.model = ProbabilisticEnsemble(
+            task.obs_dim,
+            task.act_dim,
+            cfg.ensemble_config(),
+            device=dev,
+            angle_dims=task.angle_dims,
+            drop_dims=task.reward_only_dims,
+        )
+        self.buffer = ReplayBuffer.for_trial(cfg.buffer_size, task.obs_dim, task.act_dim, ctx)
+        self.model_buffer: ReplayBuffer | None = None  # sized at the first rollout
+        self.probe = ModelErrorProbe(
+            task.obs_dim,
+            task.act_dim,
+            cfg.model_error_horizons,
+            dims=task.policy_obs_dims,
+            angle_dims=task.angle_dims,
+        )
+        self.env_steps = 0
+        self.k = 0
+        self._fit_metrics: dict[str, float] = {}
+        self._last_rollout: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ acting
+    def act(
+        self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None
+    ) -> np.ndarray:
+        """``obs [O]`` -> ``[A]``: uniform random during the first ``initial_random_steps``, then
+        a policy sample (``explore``) or ``tanh(mean)``."""
+        if explore and self.env_steps < self.cfg.initial_random_steps:
+            return self.random_action()
+        return self.learner.act_one(obs, deterministic=not explore)
+
+    def observe(self, transition: Transition) -> None:
+        self.buffer.add(transition)
+        self.probe.add(transition)
+        self.env_steps += 1
+
+    # ------------------------------------------------------------------ schedule
+    @property
+    def epoch(self) -> int:
+        """Epochs completed since the random phase (the code's ``self._epoch``)."""
+        assert self.cfg.epoch_length is not None
+        return max(0, self.env_steps - self.cfg.initial_random_steps) // self.cfg.epoch_length
+
+    def rollout_length(self) -> int:
+        """``k`` for the current epoch: the code's ``_set_rollout_length``."""
+        assert self.cfg.rollout_schedule is not None
+        e0, e1, k0, k1 = self.cfg.rollout_schedule
+        if self.epoch <= e0:
+            return int(k0)
+        frac = min((self.epoch - e0) / max(e1 - e0, 1), 1.0)
+        return int(frac * (k1 - k0) + k0)
+
+    def rollout_starts(self, n: int) -> torch.Tensor:
+        """``[n, O]`` start states: uniform over the real buffer (MBPO's branching)."""
+        return self.buffer.sample(n).obs.to(self.ctx.device)
+
+    def model_buffer_capacity(self, k: int) -> int:
+        """The code's ``_reallocate_model_pool``: retain epochs x rollouts per epoch x ``k``."""
+        cfg = self.cfg
+        assert cfg.epoch_length is not None and cfg.model_retain_epochs is not None
+        return cfg.model_retain_epochs * cfg.rollouts_per_step * cfg.epoch_length * k
+
+    # ------------------------------------------------------------------ learning
+    def update(self) -> Mapping[str, float]:
+        """Refit and roll out every ``model_train_freq`` steps; then ``G`` SAC updates."""
+        cfg = self.cfg
+        since = self.env_steps - cfg.initial_random_steps
+        if since < 0:
+            return {}
+        metrics: dict[str, float] = {}
+        assert cfg.model_train_freq is not None
+        if since % cfg.model_train_freq == 0:
+            metrics.update(self.train_model())
+            metrics.update(self.rollout_model())
+        metrics.update(self.train_policy())
+        return metrics
+
+    def train_model(self) -> dict[str, float]:
+        """Score the current model on the unseen real data, then refit it on all real data."""
+        errors = self.probe.measure(self.model)
+        data = self.buffer.all()
+        fit = self.model.fit(
+            data.obs,
+            data.act,
+            data.next_obs,
+            data.reward if self.cfg.learn_reward else None,
+            rng=self.ctx.np_rng,
+            max_epochs=self.cfg.model_max_epochs,
+        )
+        self._fit_metrics = fit.metrics()
+        return {**errors, **self._fit_metrics}
+
+    def _resize_model_buffer(self, capacity: int) -> ReplayBuffer:
+        old = self.model_buffer
+        if old is not None and old.capacity == capacity:
+            return old
+        new = ReplayBuffer(capacity, self.task.obs_dim, self.task.act_dim, self.ctx.np_rng)
+        if old is not None and len(old):
+            order = (np.arange(old.size) + (old.ptr if old.size == old.capacity else 0)) % (
+                old.capacity
+            )  # oldest first
+            new.add_batch(
+                old.obs[order],
+                old.act[order],
+                old.reward[order],
+                old.next_obs[order],
+                old.terminated[order],
+            )
+        self.model_buffer = new
+        return new
+
+    @torch.no_grad()
+    def rollout_model(self) -> dict[str, float]:
+        """Branched rollouts of the current policy in the model, added to the model buffer."""
+        cfg, task = self.cfg, self.task
+        assert cfg.model_train_freq is not None
+        self.k = k = self.rollout_length()
+        buf = self._resize_model_buffer(self.model_buffer_capacity(self.base_length(k)))
+        n = cfg.rollouts_per_step * cfg.model_train_freq
+        obs = self.rollout_starts(self.num_rollouts(n, k))
+        added, alive_start = 0, len(obs)
+        for _ in range(k):
+            act = self.learner.act(obs, deterministic=False)
+            out = self.model.step(
+                obs, act, mode="ts1", sample=not cfg.rollout_deterministic,
+                generator=self.ctx.torch_gen,
+            )  # fmt: skip
+            nxt = out.next_obs
+            reward = out.reward if out.reward is not None else task.reward_fn(obs, act, nxt)  # type: ignore[misc]
+            term = task.termination_fn(obs, act, nxt).reshape(-1).bool()  # type: ignore[misc]
+            buf.add_batch(obs, act, reward, nxt, term.float())
+            added += len(obs)
+            obs = nxt[~term]
+            if len(obs) == 0:
+                break
+        self._last_rollout = {
+            "rollout_length": float(k),
+            "rollout_mean_steps": added / max(alive_start, 1),
+            "model_buffer_size": float(len(buf)),
+        }
+        return dict(self._last_rollout)
+
+    def base_length(self, k: int) -> int:
+        """The ``k`` the model buffer is sized for (Dyna sizes it for one step per rollout)."""
+        return k
+
+    def num_rollouts(self, n: int, k: int) -> int:
+        """How many rollouts to start for a budget of ``n`` (MBPO: ``n`` rollouts of ``k`` steps)."""
+        return n
+
+    def _sample_sac_batches(self, g: int) -> Batch:
+        """``G`` minibatches at once, ``[G, B, ...]``: ``real_ratio`` real, the rest model data."""
+        cfg = self.cfg
+        bs = cfg.batch_size
+        n_real = bs if self.model_buffer is None or not len(self.model_buffer) else None
+        if n_real is None:
+            n_real = int(bs * cfg.real_ratio)
+        real = self.buffer.sample(g * n_real)
+        parts = [real]
+        if n_real < bs:
+            assert self.model_buffer is not None
+            parts.append(self.model_buffer.sample(g * (bs - n_real)))
+
+        def join(i: int) -> torch.Tensor:
+            xs = [p[i].reshape(g, -1, *p[i].shape[1:]) for p in parts]
+            return torch.cat(xs, dim=1) if len(xs) > 1 else xs[0]
+
+        return Batch(*(join(i) for i in range(5)))
+
+    def train_policy(self) -> dict[str, float]:
+        """``G`` SAC updates (their minibatches gathered in one go)."""
+        g = self.cfg.updates_per_step
+        assert g is not None
+        if g == 0:
+            return {}
+        batches = self._sample_sac_batches(g)
+        metrics: dict[str, float] = {}
+        for i in range(g):
+            metrics = self.learner.update(Batch(*(x[i] for x in batches)))
+        return metrics
+
+    def eval_metrics(self) -> Mapping[str, float]:
+        out = {"rollout_length": float(self.k)} if self.k else {}
+        if "model_holdout_mse" in self._fit_metrics:
+            out["model_holdout_mse"] = self._fit_metrics["model_holdout_mse"]
+        return out
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "learner": self.learner.state_dict(),
+            "model": self.model.state_dict(),
+            "model_optim": self.model.optim.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "model_buffer": None if self.model_buffer is None else self.model_buffer.state_dict(),
+            "model_buffer_capacity": 0 if self.model_buffer is None else self.model_buffer.capacity,
+            "probe": self.probe.state_dict(),
+            "env_steps": self.env_steps,
+            "k": self.k,
+            "fit_metrics": dict(self._fit_metrics),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.model.load_state_dict(state["model"])
+        self.model.optim.load_state_dict(state["model_optim"])
+        self.buffer.load_state_dict(state["buffer"])
+        if state["model_buffer"] is not None:
+            buf = self._resize_model_buffer(int(state["model_buffer_capacity"]))
+            buf.load_state_dict(state["model_buffer"])
+        self.probe.load_state_dict(state["probe"])
+        self.env_steps, self.k = int(state["env_steps"]), int(state["k"])
+        self._fit_metrics = dict(state["fit_metrics"])
