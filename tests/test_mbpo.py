@@ -14,8 +14,12 @@ from algorithms.dyna import DynaAgent, DynaConfig
 from algorithms.mbpo import MBPO_TASK_DEFAULTS, MBPOAgent, MBPOConfig
 from algorithms.models.diagnostics import ModelErrorProbe
 from algorithms.models.ensemble import StepOutput
+from algorithms.models.layers import cpu_has_fast_bf16
 from benchmark.driver import TrialSpec, eval_curve, run_trial
 from envs import TASKS
+
+#: bf16 networks where the CPU multiplies bf16 natively (the quick suite's setting), else fp32
+FAST = {"bf16": cpu_has_fast_bf16(), "model_bf16": cpu_has_fast_bf16()}
 
 #: A tiny MBPO that runs in seconds (pendulum, 200-step episodes).
 TINY = {
@@ -251,27 +255,27 @@ def test_mbpo_resumes_exactly(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_mbpo_learns_inverted_pendulum():
-    """MBPO's InvertedPendulum settings with 1000 random steps (code: 5000) and bf16 networks:
-    the deterministic policy balances for the full 1000 steps by 6000 env steps."""
-    overrides = {"initial_random_steps": 1000, "bf16": True, "model_bf16": True}
+    """The quick suite's MBPO (the code's InvertedPendulum settings: 5000 random steps, G = 10,
+    k = 1; bf16 networks where the CPU has them), seed 0, cut at 9000 steps: the deterministic
+    policy balances for the full 1000 steps and keeps doing so. Measured: 1000 from 7000 steps
+    on (bf16), from 8000 (fp32)."""
     spec = TrialSpec(
-        "mbpo", "inverted_pendulum", 0, 6000, eval_every=1000, eval_episodes=2,
-        overrides=overrides, threads=2,
+        "mbpo", "inverted_pendulum", 0, 9000, eval_every=1000, eval_episodes=2,
+        overrides=FAST, threads=2,
     )  # fmt: skip
     curve = eval_curve(run_trial(spec))
-    assert max(v for _, v in curve) >= 950, curve
-    assert curve[-1][1] >= 500, curve
+    assert curve[-1][1] >= 950, curve
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_dyna_learns_inverted_pendulum():
-    """Dyna's full-episode rollouts suffice on this easy task (the contrast with MBPO shows on
-    Hopper): the policy balances for the full episode by 6000 env steps."""
-    overrides = {"initial_random_steps": 1000, "bf16": True, "model_bf16": True}
+    """Dyna's whole-episode rollouts suffice on this easy task (the contrast with MBPO shows on
+    Hopper): seed 0 of the quick suite's setting balances for the full episode by 9000 steps
+    (measured: 1000 from 8000 steps on)."""
     spec = TrialSpec(
-        "dyna", "inverted_pendulum", 0, 6000, eval_every=1000, eval_episodes=2,
-        overrides=overrides, threads=2,
+        "dyna", "inverted_pendulum", 0, 9000, eval_every=1000, eval_episodes=2,
+        overrides=FAST, threads=2,
     )  # fmt: skip
     curve = eval_curve(run_trial(spec))
-    assert max(v for _, v in curve) >= 950, curve
+    assert curve[-1][1] >= 950, curve
