@@ -365,16 +365,12 @@ class MBPOAgent(Algorithm):
 
     def _sample_sac_batches(self, g: int) -> Batch:
         """``G`` minibatches at once, ``[G, B, ...]``: ``real_ratio`` real, the rest model data."""
-        cfg = self.cfg
-        bs = cfg.batch_size
-        n_real = bs if self.model_buffer is None or not len(self.model_buffer) else None
-        if n_real is None:
-            n_real = int(bs * cfg.real_ratio)
-        real = self.buffer.sample(g * n_real)
-        parts = [real]
+        bs, model = self.cfg.batch_size, self.model_buffer
+        n_real = int(bs * self.cfg.real_ratio) if model is not None and len(model) else bs
+        parts = [self.buffer.sample(g * n_real)]
         if n_real < bs:
-            assert self.model_buffer is not None
-            parts.append(self.model_buffer.sample(g * (bs - n_real)))
+            assert model is not None
+            parts.append(model.sample(g * (bs - n_real)))
 
         def join(i: int) -> torch.Tensor:
             xs = [p[i].reshape(g, -1, *p[i].shape[1:]) for p in parts]
