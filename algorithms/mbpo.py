@@ -212,27 +212,13 @@ class MBPOAgent(Algorithm):
             ctx.torch_gen,
             obs_dims=task.policy_obs_dims,
         )
-        self.model = ProbabilisticEnsemble(
-            task.obs_dim,
-            task.act_dim,
-            cfg.ensemble_config(),
-            device=dev,
-            angle_dims=task.angle_dims,
-            drop_dims=task.reward_only_dims,
-        )
+        self.model = ProbabilisticEnsemble.for_task(task, cfg.ensemble_config(), dev)
         self.buffer = ReplayBuffer.for_trial(cfg.buffer_size, task.obs_dim, task.act_dim, ctx)
         self.model_buffer: ReplayBuffer | None = None  # sized at the first rollout
-        self.probe = ModelErrorProbe(
-            task.obs_dim,
-            task.act_dim,
-            cfg.model_error_horizons,
-            dims=task.policy_obs_dims,
-            angle_dims=task.angle_dims,
-        )
+        self.probe = ModelErrorProbe.for_task(task, cfg.model_error_horizons)
         self.env_steps = 0
         self.k = 0
         self._fit_metrics: dict[str, float] = {}
-        self._last_rollout: dict[str, float] = {}
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -348,12 +334,11 @@ class MBPOAgent(Algorithm):
             obs = nxt[~term]
             if len(obs) == 0:
                 break
-        self._last_rollout = {
+        return {
             "rollout_length": float(k),
             "rollout_mean_steps": added / max(alive_start, 1),
             "model_buffer_size": float(len(buf)),
         }
-        return dict(self._last_rollout)
 
     def base_length(self, k: int) -> int:
         """The ``k`` the model buffer is sized for (Dyna sizes it for one step per rollout)."""

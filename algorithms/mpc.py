@@ -148,24 +148,11 @@ class MPCAgent(Algorithm):
         self.probe: ModelErrorProbe | None = None
         self.simulator: Any = None
         if config.model == "learned":
-            self.model = ProbabilisticEnsemble(
-                task.obs_dim,
-                task.act_dim,
-                config.ensemble_config(),
-                device=dev,
-                angle_dims=task.angle_dims,
-                drop_dims=task.reward_only_dims,
-            )
+            self.model = ProbabilisticEnsemble.for_task(task, config.ensemble_config(), dev)
             self.buffer = ReplayBuffer.for_trial(
                 config.buffer_size, task.obs_dim, task.act_dim, ctx
             )
-            self.probe = ModelErrorProbe(
-                task.obs_dim,
-                task.act_dim,
-                config.model_error_horizons,
-                dims=task.policy_obs_dims,
-                angle_dims=task.angle_dims,
-            )
+            self.probe = ModelErrorProbe.for_task(task, config.model_error_horizons)
         elif task.dynamics is None:
             from envs.simulate import SimulatorRollout
 

@@ -17,13 +17,17 @@ predicting the mean state), angles wrapped to ``[-pi, pi]``. Logged as ``model_e
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from algorithms.api import Transition
+
+if TYPE_CHECKING:
+    from envs.spec import TaskSpec
 
 
 class ModelErrorProbe:
@@ -54,10 +58,23 @@ class ModelErrorProbe:
         self.angle_dims = [self.dims.index(d) for d in angle_dims if d in self.dims]
         self.capacity = capacity
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = []
+        self._pending: deque[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = deque(
+            maxlen=capacity
+        )
         self._n = 0
         self._sum = np.zeros(obs_dim)
         self._sumsq = np.zeros(obs_dim)
+
+    @classmethod
+    def for_task(cls, task: TaskSpec, horizons: Sequence[int]) -> ModelErrorProbe:
+        """A probe scoring ``task``'s policy-visible dims, angles wrapped."""
+        return cls(
+            task.obs_dim,
+            task.act_dim,
+            horizons,
+            dims=task.policy_obs_dims,
+            angle_dims=task.angle_dims,
+        )
 
     def add(self, t: Transition) -> None:
         """Record one real transition (in the order they happened)."""
@@ -70,8 +87,6 @@ class ModelErrorProbe:
                 bool(t.terminated or t.truncated),
             )
         )
-        if len(self._pending) > self.capacity:
-            del self._pending[0]
         self._n += 1
         self._sum += obs
         self._sumsq += obs * obs
@@ -90,7 +105,8 @@ class ModelErrorProbe:
     def measure(self, model: Any) -> dict[str, float]:
         """Score ``model`` (a fitted :class:`ProbabilisticEnsemble`) on the pending transitions,
         then clear them. Horizons without a full window are left out (no NaN is logged)."""
-        pending, self._pending = self._pending, []
+        pending = list(self._pending)
+        self._pending.clear()
         if not pending or not getattr(model, "fitted", False):
             return {}
         obs = torch.as_tensor(np.stack([p[0] for p in pending]), device=model.device)
@@ -137,5 +153,5 @@ class ModelErrorProbe:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending = list(state["pending"])
+        self._pending = deque(state["pending"], maxlen=self.capacity)
         self._n, self._sum, self._sumsq = state["n"], state["sum"].copy(), state["sumsq"].copy()

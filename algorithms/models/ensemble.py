@@ -27,7 +27,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from torch import nn
 
 from algorithms.models.layers import EnsembleLinear, EnsembleMLP
 from algorithms.models.normalizer import Normalizer
+
+if TYPE_CHECKING:
+    from envs.spec import TaskSpec
 
 Propagation = Literal["ts1", "tsinf", "mean"]
 Array = np.ndarray | torch.Tensor
@@ -246,6 +249,21 @@ class ProbabilisticEnsemble(nn.Module):
         self._gathered: tuple[tuple, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
         self.to(device)
         self.optim = self._make_optimizer()
+
+    @classmethod
+    def for_task(
+        cls, task: TaskSpec, config: EnsembleConfig, device: torch.device | str = "cpu"
+    ) -> ProbabilisticEnsemble:
+        """An ensemble over ``task``'s observations: its angle dims as sin/cos, its reward-only
+        dims left out of the inputs (``TaskSpec.angle_dims``, ``reward_only_dims``)."""
+        return cls(
+            task.obs_dim,
+            task.act_dim,
+            config,
+            device=device,
+            angle_dims=task.angle_dims,
+            drop_dims=task.reward_only_dims,
+        )
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """``[..., O] -> [..., O - len(drop_dims) + len(angle_dims)]``: the network's state input.
