@@ -65,6 +65,8 @@ speed: $(STAMP)
 	$(BIN)/python -m benchmark.speed_planning
 	$(BIN)/python -m benchmark.speed_mbpo
 	$(BIN)/python -m benchmark.speed_mbpo --bf16
+	$(BIN)/python -m benchmark.speed_ilqg
+	$(BIN)/python -m benchmark.speed_pilco
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -31,13 +31,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext, Transition
-from algorithms.buffer import ReplayBuffer
-from algorithms.models.diagnostics import ModelErrorProbe
+from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext
+from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
 from algorithms.models.ensemble import (
     EnsembleConfig,
     EnsembleStep,
-    FitResult,
     ProbabilisticEnsemble,
 )
 from algorithms.planners.optimizers import Objective, TrajectoryOptimizer
@@ -46,7 +44,7 @@ from envs.spec import TaskSpec
 
 
 @dataclass(frozen=True)
-class MPCConfig(AlgoConfig):
+class MPCConfig(LearnedModelConfig):
     """Model and data-loop settings shared by the MPC plugins: PETS's propagation (kchua/
     handful-of-trials ``MPC.py``: 20 particles, TS-inf, sampled next states, one random rollout
     first, refit after every episode) over MBPO's ensemble training (jannerm/mbpo
@@ -67,47 +65,20 @@ class MPCConfig(AlgoConfig):
     """Sample the Gaussian next state (PETS) instead of taking its mean."""
     gamma: float = 1.0
     """Discount inside the horizon. PETS sums undiscounted rewards."""
-    initial_random_steps: int | None = None
-    """Uniform random env steps before the first fit. ``None``: one episode (PETS starts from one
-    random rollout, ``ninit_rollouts=1``)."""
-    train_every: int | None = None
-    """Also refit every this many env steps (``None``: after each training episode, as PETS)."""
-    buffer_size: int = 1_000_000
-    """Replay capacity (PETS keeps all data)."""
-    ensemble_size: int = 7
-    """Ensemble members. MBPO ``num_networks=7`` (jannerm/mbpo ``construct_model``)."""
-    num_elites: int = 5
-    """Members used for prediction, the best on the holdout. MBPO ``num_elites=5``."""
-    hidden_size: int = 200
-    """Hidden units. MBPO ``hidden_dim=200``; PETS half-cheetah ``nn_constructor`` (200)."""
-    num_layers: int = 4
-    """Hidden layers. MBPO / PETS half-cheetah (4 FC-200)."""
-    model_lr: float = 1e-3
-    """Adam learning rate. MBPO and PETS (``learning_rate=0.001``)."""
-    model_batch_size: int = 256
-    """Minibatch per member. MBPO ``batch_size=256``."""
-    model_weight_decays: tuple[float, ...] | None = None
-    """Per-layer L2 (``num_layers + 1`` values). ``None``: MBPO's / PETS half-cheetah's
-    ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` for 4 layers (a linear ramp otherwise)."""
-    model_max_epochs: int | None = None
-    """Cap on epochs per fit (``None``: MBPO's holdout early stopping alone)."""
-    holdout_ratio: float = 0.2
-    """Holdout fraction for early stopping and elites. MBPO ``holdout_ratio=0.2``."""
     model_bf16: bool = False
     """Run the ensemble's forward passes (training and planning) under bf16 autocast; weights,
     optimizer state and outputs stay float32. Off: PETS trains and plans in fp32."""
     learn_reward: bool = False
     """Plan with a learned reward head instead of the task's ``reward_fn`` (PETS uses the known
     reward function)."""
-    model_error_horizons: tuple[int, ...] = (1, 5, 10, 25)
-    """Horizons ``k`` of the held-out model-error diagnostic ``model_err_h{k}`` logged before each
-    refit (:mod:`algorithms.models.diagnostics`; not part of PETS)."""
 
     def ensemble_config(self) -> EnsembleConfig:
-        return EnsembleConfig.from_plugin(self, hidden=self.hidden_size, layers=self.num_layers)
+        return dataclasses.replace(
+            super().ensemble_config(), bf16=self.model_bf16, learn_reward=self.learn_reward
+        )
 
 
-class MPCAgent(Algorithm):
+class MPCAgent(DataLoopHooks, Algorithm):
     """MPC over a learned ensemble or the true model. Subclasses choose the optimizer."""
 
     Config = MPCConfig
@@ -135,24 +106,13 @@ class MPCAgent(Algorithm):
         dev = ctx.device
         self.low = torch.as_tensor(task.act_low, dtype=torch.float32, device=dev)
         self.high = torch.as_tensor(task.act_high, dtype=torch.float32, device=dev)
-        self.initial_random_steps = (
-            task.max_episode_steps
-            if config.initial_random_steps is None
-            else config.initial_random_steps
-        )
-        self.env_steps = 0
-        self.last_fit_step = -1
-        self.last_fit: FitResult | None = None
+        self.data: ModelDataLoop | None = None
+        """The learned model's data loop (``model="learned"`` only)."""
         self.model: ProbabilisticEnsemble | None = None
-        self.buffer: ReplayBuffer | None = None
-        self.probe: ModelErrorProbe | None = None
         self.simulator: Any = None
         if config.model == "learned":
-            self.model = ProbabilisticEnsemble.for_task(task, config.ensemble_config(), dev)
-            self.buffer = ReplayBuffer.for_trial(
-                config.buffer_size, task.obs_dim, task.act_dim, ctx
-            )
-            self.probe = ModelErrorProbe.for_task(task, config.model_error_horizons)
+            self.data = config.data_loop(task, ctx)
+            self.model = self.data.model
         elif task.dynamics is None:
             from envs.simulate import SimulatorRollout
 
@@ -253,53 +213,8 @@ class MPCAgent(Algorithm):
     def reset(self, *, explore: bool) -> None:
         self.optimizers[explore].reset()
 
-    def _in_random_phase(self) -> bool:
-        return self.model is not None and self.env_steps < self.initial_random_steps
-
-    # ------------------------------------------------------------------ learning
-    def observe(self, transition: Transition) -> None:
-        self.env_steps += 1
-        if self.buffer is not None:
-            self.buffer.add(transition)
-        if self.probe is not None:
-            self.probe.add(transition)
-
-    def _fit(self) -> dict[str, float]:
-        assert self.model is not None and self.buffer is not None and self.probe is not None
-        errors = self.probe.measure(self.model)  # data since the last fit: held out from it
-        data = self.buffer.all()
-        self.last_fit = self.model.fit(
-            data.obs,
-            data.act,
-            data.next_obs,
-            data.reward if self.cfg.learn_reward else None,
-            rng=self.ctx.np_rng,
-        )
-        self.last_fit_step = self.env_steps
-        return {**errors, **self.last_fit.metrics()}
-
-    def update(self) -> Mapping[str, float]:
-        if self.model is None or self.env_steps == self.last_fit_step:
-            return {}
-        n0, every = self.initial_random_steps, self.cfg.train_every
-        if self.env_steps == n0 or (every and self.env_steps > n0 and self.env_steps % every == 0):
-            return self._fit()
-        return {}
-
-    def on_episode_end(self) -> Mapping[str, float]:
-        if (
-            self.model is None
-            or self.env_steps < self.initial_random_steps
-            or self.env_steps == self.last_fit_step
-            or self.env_steps == 0
-        ):
-            return {}
-        return self._fit()
-
     def eval_metrics(self) -> Mapping[str, float]:
-        out: dict[str, float] = {}
-        if self.last_fit is not None:
-            out["model_holdout_mse"] = self.last_fit.holdout_mse
+        out = {} if self.data is None else self.data.metrics()
         if self._plan_count:
             out.update({k: v / self._plan_count for k, v in self._plan_sums.items()})
             self._plan_sums, self._plan_count = {}, 0
@@ -307,34 +222,17 @@ class MPCAgent(Algorithm):
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "env_steps": self.env_steps,
-            "last_fit_step": self.last_fit_step,
-            "last_fit": None if self.last_fit is None else dataclasses.asdict(self.last_fit),
+        return {
             "np_rng": self.ctx.np_rng.bit_generator.state,
             "torch_gen": self.ctx.torch_gen.get_state(),
             "plan_sums": dict(self._plan_sums),
             "plan_count": self._plan_count,
+            "data": None if self.data is None else self.data.state_dict(),
         }
-        if self.model is not None and self.buffer is not None:
-            state["model"] = self.model.state_dict()
-            state["optim"] = self.model.optim.state_dict()
-            state["buffer"] = self.buffer.state_dict()
-        if self.probe is not None:
-            state["probe"] = self.probe.state_dict()
-        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.env_steps = int(state["env_steps"])
-        self.last_fit_step = int(state["last_fit_step"])
-        lf = state["last_fit"]
-        self.last_fit = None if lf is None else FitResult(**lf)
         self._plan_sums, self._plan_count = dict(state["plan_sums"]), int(state["plan_count"])
-        if self.model is not None and self.buffer is not None:
-            self.model.load_state_dict(state["model"])
-            self.model.optim.load_state_dict(state["optim"])
-            self.buffer.load_state_dict(state["buffer"])
-        if self.probe is not None:
-            self.probe.load_state_dict(state["probe"])
+        if self.data is not None:
+            self.data.load_state_dict(state["data"])
         self.ctx.np_rng.bit_generator.state = state["np_rng"]
         self.ctx.torch_gen.set_state(state["torch_gen"])

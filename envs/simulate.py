@@ -33,6 +33,8 @@ sequence, so it does not change which sequence a planner prefers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,65 @@ def supported_tasks() -> list[str]:
     from envs import TASKS
 
     return [n for n in TASKS if TASKS[n].simulator and TASKS[n].state_to_obs is not None]
+
+
+@dataclass(frozen=True)
+class SimulatorLayout:
+    """A MuJoCo task's simulator: its ``MjModel`` and ``frame_skip`` (taken from one env built and
+    closed), its :class:`~envs.spec.StateObservation` and where ``qpos``, ``qvel`` and ``act`` sit
+    in the ``mjSTATE_FULLPHYSICS`` vector ``[S]`` (``S = phys_dim``) that ``info["sim_state"]``
+    holds. Shared by :class:`SimulatorRollout` and iLQG's simulator derivatives."""
+
+    model: Any
+    frame_skip: int
+    obs_fn: Callable[..., Any]
+    stage_fn: Callable[..., Any] | None
+    sig: int
+    phys_dim: int
+    qpos: slice
+    qvel: slice
+    act: slice
+    stage_dim: int
+    """``K``: how many stage values the observation reads (0 without ``stage_fn``)."""
+
+    @classmethod
+    def of(cls, task: TaskSpec) -> SimulatorLayout:
+        import mujoco
+
+        if not task.has(Capability.SIMULATOR):
+            raise ValueError(
+                f"task {task.name!r} has no simulator rollouts (Capability.SIMULATOR); "
+                f"supported tasks: {', '.join(supported_tasks())}"
+            )
+        sim_obs = load(task.entry.state_to_obs)
+        if not isinstance(sim_obs, StateObservation):
+            raise TypeError(f"{task.entry.state_to_obs} is not a StateObservation")
+        env = task.make_env()
+        try:
+            unwrapped: Any = env.unwrapped
+            model, frame_skip = unwrapped.model, int(unwrapped.frame_skip)
+        finally:
+            env.close()
+        sig = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        t0 = int(mujoco.mj_stateSize(model, int(mujoco.mjtState.mjSTATE_TIME)))
+        nq, nv, na = int(model.nq), int(model.nv), int(model.na)
+        stage_dim = 0
+        if sim_obs.stage is not None:
+            data = mujoco.MjData(model)
+            mujoco.mj_forward(model, data)
+            stage_dim = len(np.asarray(sim_obs.stage(model, data)).reshape(-1))
+        return cls(
+            model=model,
+            frame_skip=frame_skip,
+            obs_fn=sim_obs.from_state,
+            stage_fn=sim_obs.stage,
+            sig=sig,
+            phys_dim=int(mujoco.mj_stateSize(model, sig)),
+            qpos=slice(t0, t0 + nq),
+            qvel=slice(t0 + nq, t0 + nq + nv),
+            act=slice(t0 + nq + nv, t0 + nq + nv + na),
+            stage_dim=stage_dim,
+        )
 
 
 class SimulatorRollout:
@@ -65,35 +126,16 @@ class SimulatorRollout:
         import mujoco
         from mujoco import rollout
 
-        if not task.has(Capability.SIMULATOR):
-            raise ValueError(
-                f"task {task.name!r} has no simulator rollouts (Capability.SIMULATOR); "
-                f"supported tasks: {', '.join(supported_tasks())}"
-            )
         if nthread < 1:
             raise ValueError(f"nthread must be >= 1, got {nthread}")
         self.task = task
         self.nthread = int(nthread)
-        sim_obs = load(task.entry.state_to_obs)
-        if not isinstance(sim_obs, StateObservation):
-            raise TypeError(f"{task.entry.state_to_obs} is not a StateObservation")
-        self._obs_fn = sim_obs.from_state
-        self._stage_fn = sim_obs.stage
-
-        env = task.make_env()
-        try:
-            unwrapped: Any = env.unwrapped
-            self.model = unwrapped.model
-            self.frame_skip = int(unwrapped.frame_skip)
-        finally:
-            env.close()
+        layout = SimulatorLayout.of(task)
+        self.model, self.frame_skip = layout.model, layout.frame_skip
+        self._obs_fn, self._stage_fn, self._sig = layout.obs_fn, layout.stage_fn, layout.sig
+        self.state_dim, self._qpos, self._qvel = layout.phys_dim, layout.qpos, layout.qvel
         m = self.model
-        self._sig = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
         self._ctrl_spec = int(mujoco.mjtState.mjSTATE_CTRL)
-        self.state_dim = int(mujoco.mj_stateSize(m, self._sig))
-        time_size = int(mujoco.mj_stateSize(m, int(mujoco.mjtState.mjSTATE_TIME)))
-        self._qpos = slice(time_size, time_size + m.nq)
-        self._qvel = slice(time_size + m.nq, time_size + m.nq + m.nv)
         self.act_dim = int(m.nu)
         if self.act_dim != task.act_dim:
             raise ValueError(f"{task.name}: model has nu={m.nu}, task act_dim={task.act_dim}")
@@ -101,10 +143,7 @@ class SimulatorRollout:
         self._pool = rollout.Rollout(nthread=0 if self.nthread == 1 else self.nthread)
         self._datas = [mujoco.MjData(m) for _ in range(self.nthread)]
         self._scratch = mujoco.MjData(m)
-        self._stage_dim = 0
-        if self._stage_fn is not None:
-            mujoco.mj_forward(m, self._scratch)
-            self._stage_dim = len(np.asarray(self._stage_fn(m, self._scratch)).reshape(-1))
+        self._stage_dim = layout.stage_dim
         self._shape: tuple[int, int] | None = None
 
     # --- buffers ----------------------------------------------------------------------------

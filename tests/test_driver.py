@@ -52,8 +52,28 @@ SMOKE: dict[str, tuple[str, dict]] = {
         )
         for name in ("mbpo", "dyna")
     },
+    "ilqg": (
+        "pendulum",
+        {
+            "model": "learned",
+            "initial_random_steps": 100,
+            "horizon": 5,
+            "iterations": 1,
+            "initial_iterations": 2,
+            "initial_plans": [0.0],
+            "ensemble_size": 3,
+            "num_elites": 2,
+            "hidden_size": 32,
+            "num_layers": 2,
+            "model_max_epochs": 3,
+        },
+    ),
+    "pilco": (
+        "cartpole_swingup",
+        {"horizon": 5, "num_basis": 10, "policy_iterations": 3, "gp_iterations": 20},
+    ),
 }
-VOLATILE = {"steps_per_s"}
+VOLATILE = {"steps_per_s", "gp_fit_s", "policy_opt_s"}  # wall-clock timings
 
 
 def _values(rows):
@@ -75,7 +95,9 @@ def test_smoke(algo):
     assert any(r["metric"] == "train_return" for r in rows)
 
 
-@pytest.mark.parametrize("algo", ["random", "sac", "rs", "pets", "icem", "mppi", "mbpo", "dyna"])
+@pytest.mark.parametrize(
+    "algo", ["random", "sac", "rs", "pets", "icem", "mppi", "mbpo", "dyna", "ilqg", "pilco"]
+)
 def test_same_seed_same_curve(algo):
     task, overrides = SMOKE[algo]
     spec = TrialSpec(

@@ -167,7 +167,7 @@ def test_learned_model_training_schedule_and_metrics() -> None:
     assert len(logs) == 1
     assert set(logs[0]) == fit_keys | {"model_err_h1"}
     assert algo.ready and algo.model is not None and algo.model.fitted
-    assert algo.env_steps == 51 and len(algo.buffer) == 51
+    assert algo.data.env_steps == 51 and len(algo.data.buffer) == 51
     assert np.isfinite(algo.eval_metrics()["model_holdout_mse"])
 
 
@@ -192,7 +192,8 @@ def test_state_dict_roundtrip_reproduces_actions() -> None:
         np.testing.assert_array_equal(
             algo.act(obs, explore=explore), clone.act(obs, explore=explore)
         )
-    assert clone.env_steps == algo.env_steps and len(clone.buffer) == len(algo.buffer)
+    assert clone.data.env_steps == algo.data.env_steps
+    assert len(clone.data.buffer) == len(algo.data.buffer)
     assert clone.eval_metrics() == algo.eval_metrics()
     for k, v in algo.model.state_dict().items():
         torch.testing.assert_close(clone.model.state_dict()[k], v)
