@@ -21,14 +21,16 @@ every training episode (:meth:`PILCO.on_episode_end`)
 
 The cost is task-specific (:data:`TASKS`): PILCO's cart-pole cost on the pole tip's distance to
 the upright target, ``d^2 = (x + l sin th)^2 + l^2 (cos th + 1)^2``, written as a quadratic form
-in ``[x, sin th, cos th]`` (pilco-matlab ``loss_cp.m``), and the same for the pendulum's tip.
+in ``[x, sin th, cos th]`` (pilco-matlab ``loss_cp.m``), and the same for the pendulum's tip;
+the pendulum's random resets need several start distributions (:func:`_pendulum`).
 :meth:`PILCO.check_task` rejects other tasks before a trial starts.
 
 Deviations from the paper for our ``cartpole_swingup`` (dt 0.05 s, 200-step episodes, l = 0.6 m)
 are in the docstrings of :class:`PILCOConfig` (``action_repeat``, ``horizon``, ``trial_steps``,
-``gp_max_points``/``gp_sparse``). Measured with these defaults (seed 0, 5 evaluation episodes
-after each trial): 175 after 4 trials (1 random + 3 learned) and 175-180 from there on.
-Cost: one policy optimization is ~165 rollouts forward + backward, each ``horizon`` steps of
+``gp_max_points``/``gp_sparse``). Measured with these defaults (mean of 5 evaluation episodes
+from fixed starts after each trial; trial 1 is the random one; runs stopped after two evaluations
+>= 170 in a row): seed 0: 20, 66, 169, 175, 177; seed 1: 69, 76, 184, 186; seed 2: 34, 27, 186,
+186. Cost: one policy optimization is ~187 rollouts forward + backward, each ``horizon`` steps of
 ``O(E^2 n^2 D)`` moment matching (``benchmark/speed_pilco.py``).
 """
 
@@ -66,8 +68,9 @@ MomentFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 class PILCOTask:
     """What PILCO needs to know about a task beyond its :class:`TaskSpec`.
 
-    The state is the observation; ``aug`` below is ``[state, sin a_1, cos a_1, ...]`` for the angle
-    dims ``a_i`` (pilco-matlab's ``angi``, in ``gTrig``'s interleaved order)."""
+    The state is the observation (or :attr:`obs_to_state` of it); ``aug`` below is
+    ``[state, sin a_1, cos a_1, ...]`` for the angle dims ``a_i`` (pilco-matlab's ``angi``, in
+    ``gTrig``'s interleaved order)."""
 
     angle_dims: tuple[int, ...]
     dyn_inputs: tuple[int, ...]
@@ -81,8 +84,19 @@ class PILCOTask:
     weight: tuple[tuple[float, ...], ...]
     """``Q`` on ``aug``; the cost uses ``W = Q / cost_width^2``."""
     cost_width: float
+    horizon: int
+    """Optimization horizon ``H`` in control steps (``PILCOConfig.horizon`` overrides it)."""
     init_mean: tuple[float, ...]
     init_cov: tuple[tuple[float, ...], ...]
+    start_means: tuple[tuple[float, ...], ...] = ()
+    """Several start distributions ``N(mu_k, init_cov)``: when given (``init_mean`` unused), the
+    optimized cost is the mean of the ``K`` rollouts' expected costs (pilco-matlab ``value.m``
+    with a matrix of start means, one rollout per column). ``()``: one start, ``init_mean``."""
+    obs_to_state: Callable[[np.ndarray], np.ndarray] | None = None
+    """``[N, O] -> [N, S]``: the PILCO state of observations (``None``: the observation)."""
+    wrap_dims: tuple[int, ...] = ()
+    """State dims whose one-step change is wrapped to ``[-pi, pi)`` (angles observed modulo
+    ``2 pi``: the GP target is the unwrapped change)."""
 
 
 def _cartpole() -> PILCOTask:
@@ -101,31 +115,58 @@ def _cartpole() -> PILCOTask:
         target=(0.0, 0.0, math.pi, 0.0, 0.0, -1.0),  # [0 0 0 pi] and its sin/cos
         weight=tuple(map(tuple, q)),
         cost_width=0.25,  # cost.width
+        horizon=40,  # T = 4 s at dt = 0.1 s
         init_mean=(0.0,) * 4,  # mu0, the env's reset mean
         init_cov=tuple(map(tuple, INIT_STD**2 * np.eye(4))),  # S0 = 0.1^2 I, the env's reset
     )
 
 
+def _pendulum_state(obs: np.ndarray) -> np.ndarray:
+    """Pendulum-v1 obs ``[N, 3] = [cos th, sin th, th_dot]`` -> state ``[N, 2] = [th, th_dot]``."""
+    return np.stack([np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2]], 1)
+
+
 def _pendulum() -> PILCOTask:
-    """Gymnasium Pendulum-v1 (obs ``[cos th, sin th, th_dot]``, th = 0 up, l = 1): the angle is
-    already observed as cos/sin, so no augmentation; the tip's squared distance to the top is
-    ``sin^2 + (cos - 1)^2``. Width 0.5 and length-scales ``[0.7 0.7 1]`` from pilco-matlab's
-    ``settings_pendulum.m``. The env resets uniformly (th in [-pi, pi], th_dot in [-1, 1]):
-    ``p(x_0)`` is the Gaussian with the same mean and covariance (PILCO's own pendulum starts
-    hanging down). That single broad Gaussian is a poor start distribution for moment matching:
-    measured (seed 0, defaults), no learning in 5 trials (evaluation returns -1280 to -1600, a
-    random policy's range). pilco-matlab's remedy, optimizing the summed cost over several start
-    distributions (``value.m`` with a matrix of start means), is not implemented here."""
+    """Gymnasium Pendulum-v1 (th = 0 up, l = 1) as pilco-matlab's pendulum scenario
+    (``settings_pendulum.m``): the state is ``[th, th_dot]`` (``th = atan2(sin, cos)`` of the
+    observation, its one-step change unwrapped), augmented by ``gTrig`` to
+    ``[th, th_dot, sin th, cos th]``; dynamics and policy see ``[th_dot, sin, cos]``, the cost the
+    tip's squared distance to the top, ``sin^2 + (cos - 1)^2``, width 0.5 and policy
+    length-scales ``[1 0.7 0.7]`` (settings file).
+
+    The env resets uniformly (th in [-pi, pi], th_dot in [-1, 1]). One Gaussian with those
+    moments (and the observation as the state) is a poor start for moment matching: measured, no
+    learning in 5 trials (evaluation -1280 to -1600, a random policy's range). pilco-matlab's
+    remedy for multimodal starts (``value.m`` with several start means): ``J`` is the mean over 8
+    start Gaussians at ``th = k pi / 4``, ``th_dot = 0``, std ``(pi / 8, sqrt(1/3))``, which
+    together cover the reset (batched by ``vmap``). Measured with the defaults (horizon 30,
+    30 pairs per trial; evaluation: mean of 5 episodes from fixed random starts; a good swing-up
+    controller scores about -150): seed 0: -278, -195, -216, -169, -193, -168, -213 after trials
+    1-7 (1 random + 6 learned); seed 1: -257, -255, -254, -254, -255 and seed 2: -151, -125,
+    -125, -124, -124 after trials 1-5. One policy optimization (8 rollouts of 30 steps, 155-190
+    evaluations, one thread on a shared 2-core CPU) was measured at 50-110 s up to 150 pairs
+    (seeds 1, 2; 100-170 s under heavier load, seed 0) and 263 s at 210 pairs (seed 0, trial 7)
+    before ``gp_moments`` used ``index_add`` (which vmap batches) instead of ``masked_scatter``
+    (which it loops over): that change halves a rollout's time; the rerun of seed 0's trials 1-2
+    gave the same returns in 48 s and 60 s.
+    """
+    q = np.zeros((4, 4))  # aug = [th, th_dot, sin th, cos th]
+    q[2, 2] = q[3, 3] = 1.0
+    k = 8
     return PILCOTask(
-        angle_dims=(),
-        dyn_inputs=(0, 1, 2),
-        policy_inputs=(0, 1, 2),
-        policy_lengthscales=(0.7, 0.7, 1.0),
-        target=(1.0, 0.0, 0.0),
-        weight=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 0.0)),
+        angle_dims=(0,),
+        dyn_inputs=(1, 2, 3),
+        policy_inputs=(1, 2, 3),
+        policy_lengthscales=(1.0, 0.7, 0.7),
+        target=(0.0, 0.0, 0.0, 1.0),
+        weight=tuple(map(tuple, q)),
         cost_width=0.5,
-        init_mean=(0.0, 0.0, 0.0),
-        init_cov=((0.5, 0.0, 0.0), (0.0, 0.5, 0.0), (0.0, 0.0, 1.0 / 3.0)),
+        horizon=30,
+        init_mean=(0.0, 0.0),
+        init_cov=(((math.pi / k) ** 2, 0.0), (0.0, 1.0 / 3.0)),
+        start_means=tuple((2.0 * math.pi * i / k, 0.0) for i in range(k)),
+        obs_to_state=_pendulum_state,
+        wrap_dims=(0,),
     )
 
 
@@ -145,17 +186,19 @@ class PILCOConfig(AlgoConfig):
     """Env steps each action is held (zero-order hold). 2 x 0.05 s = PILCO's ``dt = 0.1`` s
     (settings_cp ``dt = 0.10``): the GP then models 0.1 s transitions and a horizon needs half
     the moment-matching steps of planning at the env's 0.05 s."""
-    horizon: int = 30
-    """Prediction/optimization horizon ``H`` in control steps (3 s at dt 0.1). Paper: 2.5 s;
-    pilco-matlab settings_cp: ``T = 4`` s. 3 s: our pole is longer (0.6 m vs 0.5 m) and swings up
-    in ~1.5-2 s, and the env's 10 s episodes need the balance to be part of the objective."""
+    horizon: int | None = None
+    """Prediction/optimization horizon ``H`` in control steps. ``None``: the task's
+    (:data:`TASKS`): the cart-pole's 40 (4 s at dt 0.1, pilco-matlab settings_cp ``T = 4``; the
+    paper: 2.5 s), the pendulum's 30. Measured on the cart-pole: at 30 (3 s) seed 1 stalled at
+    an evaluation return of ~121 for trials 5-11 (2 of 5 starts failing to swing up), at 40 it
+    scores 184 after trial 3."""
     trial_steps: int | None = None
     """Env steps of each training episode used as GP data (from its start). ``None``: the
     optimization horizon, ``horizon * action_repeat`` (PILCO's trials last ``T``, its horizon:
-    30 pairs per trial). The rest of our 200-step episode is run by the driver but not learned
-    from: it would add 70 more pairs per trial, mostly near the same upright state, and the
-    moment matching costs O(n^2) per step (not measured against learning from all 200 steps;
-    with this cut the swing-up is learned in 4 trials, see the module docstring)."""
+    40 pairs per trial on the cart-pole). The rest of our 200-step episode is run by the driver
+    but not learned from: it would add 60 more pairs per trial, mostly near the same upright
+    state, and the moment matching costs O(n^2) per step (not measured against learning from all
+    200 steps; with this cut the swing-up is learned in 3-4 trials, see the module docstring)."""
     random_trials: int = 1
     """Trials with uniform random actions (each held ``action_repeat`` steps) before the first
     fit. pilco-matlab ``J = 1``."""
@@ -286,7 +329,7 @@ class PILCO(Algorithm):
                 "tasks, or add an entry to algorithms.pilco.TASKS."
             )
         for key in ("action_repeat", "horizon", "policy_iterations", "num_basis"):
-            if getattr(config, key) < 1:
+            if getattr(config, key) is not None and getattr(config, key) < 1:
                 raise ConfigError(f"pilco: {key} must be >= 1, got {getattr(config, key)}")
         if config.trial_steps is not None and config.trial_steps < config.action_repeat:
             raise ConfigError(
@@ -304,8 +347,9 @@ class PILCO(Algorithm):
         self.setup = TASKS[task.name]()
         st = self.setup
         self.obs_dim = task.obs_dim
+        self.state_dim = len(st.init_cov)
         self.act_dim = task.act_dim
-        self.aug_dim = self.obs_dim + 2 * len(st.angle_dims)
+        self.aug_dim = self.state_dim + 2 * len(st.angle_dims)
         low = torch.as_tensor(task.act_low, dtype=DTYPE)
         high = torch.as_tensor(task.act_high, dtype=DTYPE)
         self.act_mid, self.act_half = (high + low) / 2.0, (high - low) / 2.0
@@ -313,17 +357,20 @@ class PILCO(Algorithm):
         width = config.cost_width if config.cost_width is not None else st.cost_width
         self.weight = torch.tensor(st.weight, dtype=DTYPE) / width**2
         self.mu0 = torch.tensor(st.init_mean, dtype=DTYPE)
+        self.start_means = torch.tensor(st.start_means or (st.init_mean,), dtype=DTYPE)
+        """``[K, S]``: the start means of the rollouts ``J`` averages over."""
         self.s0 = (
             torch.tensor(st.init_cov, dtype=DTYPE)
             if config.init_std is None
-            else config.init_std**2 * torch.eye(self.obs_dim, dtype=DTYPE)
+            else config.init_std**2 * torch.eye(self.state_dim, dtype=DTYPE)
         )
         a, u = self.aug_dim, self.act_dim  # joint vector: [aug, u~, u]
         self._pi = torch.tensor(st.policy_inputs)
         self._raw = torch.arange(a, a + u)
         self._gi = torch.tensor([*st.dyn_inputs, *range(a + u, a + 2 * u)])
+        self.horizon = st.horizon if config.horizon is None else config.horizon
         self.trial_steps = (
-            config.horizon * config.action_repeat
+            self.horizon * config.action_repeat
             if config.trial_steps is None
             else config.trial_steps
         )
@@ -333,26 +380,34 @@ class PILCO(Algorithm):
         self.optimized = False
         self.cost_trace: list[float] = []
         """``J`` at every evaluation of the last policy optimization (diagnostics)."""
-        self.data_x: list[np.ndarray] = []  # [n, O] states, per trial
+        self.data_x: list[np.ndarray] = []  # [n, S] states, per trial
         self.data_u: list[np.ndarray] = []  # [n, A]
-        self.data_y: list[np.ndarray] = []  # [n, O] states one control step later
+        self.data_y: list[np.ndarray] = []  # [n, S] states one control step later
         self._episode: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._held: dict[bool, tuple[int, np.ndarray | None]] = {True: (0, None), False: (0, None)}
 
     # ------------------------------------------------------------------ policy
     def _init_policy(self) -> RBFPolicy | LinearPolicy:
-        """settings_cp: centres ~ p(policy inputs at x_0), targets 0.1 N(0, 1)."""
+        """settings_cp: centres ~ p(policy inputs at x_0), targets 0.1 N(0, 1). Several starts:
+        each centre from one of them, in turn."""
         st, gen = self.setup, self.ctx.torch_gen
         dp, u = len(st.policy_inputs), self.act_dim
         if self.cfg.policy == "linear":
             w = 1e-2 * torch.randn(u, dp, generator=gen, dtype=DTYPE)  # conlin init
             return LinearPolicy(w, torch.zeros(u, dtype=DTYPE))
-        m, s = self._augment(self.mu0, self.s0)
         pi = list(st.policy_inputs)
-        mp, sp = m[pi], s[pi][:, pi]
-        chol = torch.linalg.cholesky(sp + 1e-9 * torch.eye(dp, dtype=DTYPE))
-        z = torch.randn(self.cfg.num_basis, dp, generator=gen, dtype=DTYPE)
-        centres = mp + z @ chol.T
+        n = self.cfg.num_basis
+        if not st.start_means:
+            m, s = self._augment(self.mu0, self.s0)
+            mp, sp = m[pi], s[pi][:, pi]
+            chol = torch.linalg.cholesky(sp + 1e-9 * torch.eye(dp, dtype=DTYPE))
+            z = torch.randn(n, dp, generator=gen, dtype=DTYPE)
+            centres = mp + z @ chol.T
+        else:  # states drawn from the starts (in turn), then augmented
+            chol = torch.linalg.cholesky(self.s0)
+            z = torch.randn(n, self.state_dim, generator=gen, dtype=DTYPE)
+            x = self.start_means[torch.arange(n) % len(self.start_means)] + z @ chol.T
+            centres = torch.tensor(self._augment_points(x.numpy())[:, pi], dtype=DTYPE).contiguous()
         targets = 0.1 * torch.randn(u, self.cfg.num_basis, generator=gen, dtype=DTYPE)
         log_ell = torch.log(torch.tensor(st.policy_lengthscales, dtype=DTYPE)).expand(u, dp)
         return RBFPolicy(centres, targets, log_ell.clone())
@@ -375,10 +430,16 @@ class PILCO(Algorithm):
         mo, so, vo = fn(m, s, list(range(m.shape[0])), self.act_half)
         return mo + self.act_mid, so, vo
 
+    def states(self, obs: np.ndarray) -> np.ndarray:
+        """``[N, O] -> [N, S]``: the PILCO states of observations (``PILCOTask.obs_to_state``)."""
+        fn = self.setup.obs_to_state
+        return obs if fn is None else fn(obs)
+
     @torch.no_grad()
     def policy_action(self, obs: np.ndarray) -> np.ndarray:
-        """``[O] -> [A]``: the deterministic squashed policy at a state."""
-        aug = self._augment_points(np.asarray(obs, np.float64).reshape(1, -1))[0]
+        """``[O] -> [A]``: the deterministic squashed policy at an observation."""
+        state = self.states(np.asarray(obs, np.float64).reshape(1, -1))
+        aug = self._augment_points(state)[0]
         x = torch.as_tensor(aug[list(self.setup.policy_inputs)], dtype=DTYPE)
         raw = self.policy(x)
         squash = sat_value(raw) if self.cfg.squash == "sat" else torch.sin(raw)
@@ -419,7 +480,7 @@ class PILCO(Algorithm):
         mm, ss = _append(mm, ss, pi, policy(mm[pi], ss[pi[:, None], pi]))  # + u~
         mm, ss = _append(mm, ss, raw, self._squash_moments(mm[raw], ss[raw[:, None], raw]))  # + u
         md, sd, vd = self.gp.moments(mm[gi], ss[gi[:, None], gi])
-        c = ss[: self.obs_dim, gi] @ vd  # cov[x, delta]
+        c = ss[: self.state_dim, gi] @ vd  # cov[x, delta]
         s_next = s + sd + c + c.T
         return m + md, 0.5 * (s_next + s_next.T)
 
@@ -430,16 +491,25 @@ class PILCO(Algorithm):
 
     def expected_costs(self, horizon: int | None = None) -> Tensor:
         """``[H]``: ``E[c(x_t)]``, ``t = 1..H``, of the moment-matched rollout from ``p(x_0)``
-        (pilco-matlab ``value.m``; the augmentation of ``x_t`` serves its cost and the next step)."""
-        m, s = self.mu0, self.s0
-        mm, ss = self._augment(m, s)
+        (pilco-matlab ``value.m``; the augmentation of ``x_t`` serves its cost and the next step),
+        averaged over the start distributions when there are several (one rollout each, batched
+        by ``torch.func.vmap``: ~7x faster than a loop over 8 starts)."""
         policy = self.policy.moment_fn()
-        costs = []
-        for _ in range(horizon or self.cfg.horizon):
-            m, s = self._step(m, s, mm, ss, policy)
+        steps = horizon or self.horizon
+
+        def rollout(mu: Tensor) -> Tensor:
+            m, s = mu, self.s0
             mm, ss = self._augment(m, s)
-            costs.append(loss_sat(mm, ss, self.target, self.weight))
-        return torch.stack(costs)
+            costs = []
+            for _ in range(steps):
+                m, s = self._step(m, s, mm, ss, policy)
+                mm, ss = self._augment(m, s)
+                costs.append(loss_sat(mm, ss, self.target, self.weight))
+            return torch.stack(costs)
+
+        if len(self.start_means) == 1:
+            return rollout(self.start_means[0])
+        return torch.func.vmap(rollout)(self.start_means).mean(0)
 
     # ------------------------------------------------------------------ learning
     def observe(self, transition: Transition) -> None:
@@ -461,18 +531,22 @@ class PILCO(Algorithm):
             us.append(steps[j][1])
             ys.append(steps[j + k - 1][2])
         if xs:
-            self.data_x.append(np.stack(xs))
+            self.data_x.append(self.states(np.stack(xs)))
             self.data_u.append(np.stack(us))
-            self.data_y.append(np.stack(ys))
+            self.data_y.append(self.states(np.stack(ys)))
         self._episode = []
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
-        """GP inputs ``[n, len(dyn_inputs) + A]`` and targets ``[n, O]`` (state changes)."""
+        """GP inputs ``[n, len(dyn_inputs) + A]`` and targets ``[n, S]`` (state changes, those of
+        :attr:`PILCOTask.wrap_dims` wrapped to ``[-pi, pi)``)."""
         x = np.concatenate(self.data_x)
         u = np.concatenate(self.data_u)
         y = np.concatenate(self.data_y)
         inputs = np.concatenate([self._augment_points(x)[:, list(self.setup.dyn_inputs)], u], 1)
-        return inputs, y - x
+        delta = y - x
+        for i in self.setup.wrap_dims:
+            delta[:, i] = (delta[:, i] + math.pi) % (2.0 * math.pi) - math.pi
+        return inputs, delta
 
     def fit_model(self) -> dict[str, float]:
         t0 = time.perf_counter()

@@ -24,6 +24,7 @@ import torch
 
 from algorithms.api import RunContext, apply_overrides
 from algorithms.pilco import PILCO, PILCOConfig
+from algorithms.pilco import TASKS as PILCO_TASKS
 from envs import TASKS
 
 
@@ -37,7 +38,7 @@ def collect(agent: PILCO, points: int, seed: int) -> None:
     while len(xs) < points:
         obs, _ = env.reset(seed=episode)
         episode += 1
-        for _ in range(agent.cfg.horizon):
+        for _ in range(agent.horizon):
             a = rng.uniform(agent.task.act_low, agent.task.act_high).astype(np.float32)
             x = obs
             for _ in range(k):
@@ -48,7 +49,8 @@ def collect(agent: PILCO, points: int, seed: int) -> None:
             if len(xs) == points:
                 break
     env.close()
-    agent.data_x, agent.data_u, agent.data_y = [np.stack(xs)], [np.stack(us)], [np.stack(ys)]
+    agent.data_x, agent.data_u = [agent.states(np.stack(xs))], [np.stack(us)]
+    agent.data_y = [agent.states(np.stack(ys))]
 
 
 def bench(args: argparse.Namespace, points: int) -> dict[str, float]:
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--task", default="cartpole_swingup")
     p.add_argument("--points", type=int, nargs="+", default=[30, 150, 300, 450])
-    p.add_argument("--horizon", type=int, default=PILCOConfig.horizon)
+    p.add_argument("--horizon", type=int, default=None, help="default: the task's")
     p.add_argument("--policy-iterations", type=int, default=None)
     p.add_argument(
         "--max-points",
@@ -109,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(
-        f"PILCO on {args.task}: horizon {args.horizon}, threads {args.threads}, "
+        f"PILCO on {args.task}: horizon {args.horizon or PILCO_TASKS[args.task]().horizon}, "
+        f"threads {args.threads}, "
         f"policy iterations {args.policy_iterations or PILCOConfig.policy_iterations}"
     )
     print(  # wall times; "cpu" columns: this process's CPU time (what a shared machine hides)

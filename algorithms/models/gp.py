@@ -402,9 +402,9 @@ def gp_moments(
         emm = pair[:, None]
     else:
         if iK is not None:
-            diag = ia == ib  # a == b pairs, in output order
+            diag = (ia == ib).nonzero()[:, 0]  # the a == b pairs, in output order
             model_var = sf2 - inv_sqrt_det_r[diag] * (iK * q[diag]).sum((-1, -2))
-            pair = pair + torch.zeros_like(pair).masked_scatter(diag, model_var)
+            pair = pair.index_add(0, diag, model_var)  # (vmap has a batching rule for it)
         upper = torch.zeros(e, e, dtype=m.dtype, device=m.device).index_put((ia, ib), pair)
         emm = upper + upper.T - torch.diag(upper.diagonal())
     cov = emm - mean[:, None] * mean[None, :]
