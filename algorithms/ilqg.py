@@ -355,15 +355,10 @@ class ILQG(DataLoopHooks, Algorithm):
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         return {
-            "np_rng": self.ctx.np_rng.bit_generator.state,
-            "torch_gen": self.ctx.torch_gen.get_state(),
+            **self._loop_state(),
             "plan_sums": dict(self._plan_sums),
-            "data": None if self.data is None else self.data.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._plan_sums = {k: (float(t), int(c)) for k, (t, c) in state["plan_sums"].items()}
-        if self.data is not None:
-            self.data.load_state_dict(state["data"])
-        self.ctx.np_rng.bit_generator.state = state["np_rng"]
-        self.ctx.torch_gen.set_state(state["torch_gen"])
+        self._load_loop_state(state)

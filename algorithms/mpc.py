@@ -223,16 +223,11 @@ class MPCAgent(DataLoopHooks, Algorithm):
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         return {
-            "np_rng": self.ctx.np_rng.bit_generator.state,
-            "torch_gen": self.ctx.torch_gen.get_state(),
+            **self._loop_state(),
             "plan_sums": dict(self._plan_sums),
             "plan_count": self._plan_count,
-            "data": None if self.data is None else self.data.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._plan_sums, self._plan_count = dict(state["plan_sums"]), int(state["plan_count"])
-        if self.data is not None:
-            self.data.load_state_dict(state["data"])
-        self.ctx.np_rng.bit_generator.state = state["np_rng"]
-        self.ctx.torch_gen.set_state(state["torch_gen"])
+        self._load_loop_state(state)
