@@ -14,41 +14,70 @@ RUN ?=
 RESUME ?=
 ARGS ?=
 
-.PHONY: install benchmark plots list test test-fast test-learning lint format speed clean
+.PHONY: install benchmark costs plots list test test-fast test-learning test-learning-ci fingerprints lint format speed clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@# -qq: errors only (setuptools prints a generic notice on every editable install)
+	$(BIN)/pip install -qq -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-## make benchmark [SUITE=quick|paper] [ALGOS=sac,rs] [ENVS=pendulum] [SEEDS=3] [STEPS=N]
+## make benchmark [SUITE=quick|standard|paper] [ALGOS=sac,rs] [ENVS=pendulum] [SEEDS=3|3-4|0,2,5] [STEPS=N]
 ##                [SET="sac.lr=0.001 rs.population=200"] [RUN=name] [RESUME=run-id]
+##                [ARGS="--dry-run --no-ray --checkpoint-every 120 --progress-every 30 ..."]
+## exit status of the script (make itself then exits 2 for any failure, so it is printed first):
+## 0 every trial finished, 3 some trials failed, 130 interrupted (Ctrl-C), 2 bad input
 benchmark: $(STAMP)
-	$(BIN)/python -m benchmark run --suite $(SUITE) \
+	@$(BIN)/python -m benchmark run --suite $(SUITE) \
 	  $(if $(ALGOS),--algos $(ALGOS)) $(if $(ENVS),--envs $(ENVS)) \
 	  $(if $(SEEDS),--seeds $(SEEDS)) $(if $(STEPS),--steps $(STEPS)) \
 	  $(if $(SET),--set $(SET)) $(if $(RUN),--run-id $(RUN)) \
-	  $(if $(RESUME),--resume $(RESUME)) $(ARGS)
+	  $(if $(RESUME),--resume $(RESUME)) $(ARGS) || { rc=$$?; case $$rc in \
+	  3) echo "make benchmark: exit status 3: some trials failed (see trials.csv above)";; \
+	  130) echo "make benchmark: exit status 130: interrupted; resume with the RESUME= above";; \
+	  2) echo "make benchmark: exit status 2: bad input, nothing was started";; \
+	  *) echo "make benchmark: exit status $$rc: python -m benchmark run stopped";; \
+	  esac; exit $$rc; } >&2
+
+## make costs RUN=<run-id>: refresh benchmark/costs.csv (the plan's estimates) from a finished run
+costs: $(STAMP)
+	$(if $(RUN),,$(error make costs needs RUN=<run-id> of a finished run under results/))
+	$(BIN)/python -m benchmark costs $(RUN)
 
 ## make plots RUN=<run-id>: re-render figures and tables from results/<run-id>/curves.csv (no Ray)
+## make plots RUN=a,b: merge runs into results/a+b/ (ARGS="--out NAME --allow-config-mismatch")
 plots: $(STAMP)
-	$(BIN)/python -m benchmark plots $(RUN)
+	$(BIN)/python -m benchmark plots $(RUN) $(ARGS)
 
 list: $(STAMP)
 	$(BIN)/python -m benchmark list
 
-## the fast tests plus the bounded learning tests (what CI runs)
+## test tiers (markers in pyproject.toml; measured times in the README):
+## make test: unit, contract and orchestrator tests, a learning canary per plugin and the golden
+##   fingerprints, on two pytest-xdist workers (WORKERS=0: one process)
+WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not paper" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow and not paper" $(ARGS)
 
+## make test-fast: without the canaries and the learning tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not paper" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow and not paper and not canary" $(ARGS)
 
+## make test-learning: every learning test with its threshold (run before closing a learning issue)
 test-learning: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow" $(ARGS)
+	$(BIN)/python -m pytest -q -m "slow" --durations=0 $(ARGS)
+
+## make test-learning-ci: the learning tests CI runs (marker `ci`, chosen to keep .ci/run < 40 min)
+test-learning-ci: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow and ci" --durations=25 $(ARGS)
+
+## make fingerprints: rerun every plugin's smoke run and rewrite tests/fingerprints/ on purpose
+## (prints the plugins whose rows changed; FINGERPRINTS="sac rs" for some only)
+fingerprints: $(STAMP)
+	$(BIN)/python tests/smoke.py --update $(FINGERPRINTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,12 +27,13 @@ per-episode state (a warm-started plan) keeps one slot per value of ``explore``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Annotated, Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -44,14 +45,79 @@ __all__ = [
     "Algorithm",
     "Capability",
     "ConfigError",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "PositiveFloat",
+    "PositiveFraction",
+    "PositiveInt",
+    "Range",
     "RunContext",
     "Transition",
+    "UnitInterval",
     "apply_overrides",
+    "check_config",
+    "float_literal",
 ]
 
 
 class ConfigError(ValueError):
     """A bad hyperparameter override or an algorithm/task pair that cannot run."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric config field, declared once in its annotation::
+
+        lr: Annotated[float, Range(gt=0)] = 3e-4    # or the alias PositiveFloat
+        hidden: tuple[PositiveInt, ...] = (200, 200)
+
+    :func:`apply_overrides` checks it (and :func:`check_config` every field), so a bad value
+    fails before any trial starts. Bounds left ``None`` are open.
+    """
+
+    gt: float | None = None
+    """Exclusive lower bound."""
+    ge: float | None = None
+    """Inclusive lower bound."""
+    lt: float | None = None
+    """Exclusive upper bound."""
+    le: float | None = None
+    """Inclusive upper bound."""
+
+    def __contains__(self, value: float) -> bool:
+        return (
+            (self.gt is None or value > self.gt)
+            and (self.ge is None or value >= self.ge)
+            and (self.lt is None or value < self.lt)
+            and (self.le is None or value <= self.le)
+        )
+
+    def __str__(self) -> str:
+        low = self.ge if self.ge is not None else self.gt
+        high = self.le if self.le is not None else self.lt
+        if low is not None and high is not None:
+            left = "[" if self.ge is not None else "("
+            right = "]" if self.le is not None else ")"
+            return f"in {left}{low:g}, {high:g}{right}"
+        if low is not None:
+            return f"{'>=' if self.ge is not None else '>'} {low:g}"
+        if high is not None:
+            return f"{'<=' if self.le is not None else '<'} {high:g}"
+        return "any number"
+
+
+PositiveFloat = Annotated[float, Range(gt=0)]
+"""A float > 0: learning rates, scales, tolerances."""
+NonNegativeFloat = Annotated[float, Range(ge=0)]
+"""A float >= 0: penalties, weight decays, thresholds where 0 switches something off."""
+UnitInterval = Annotated[float, Range(ge=0, le=1)]
+"""A float in [0, 1]: probabilities and fractions."""
+PositiveFraction = Annotated[float, Range(gt=0, le=1)]
+"""A float in (0, 1]: discounts, soft-update rates."""
+PositiveInt = Annotated[int, Range(ge=1)]
+"""An int >= 1: sizes, counts, horizons."""
+NonNegativeInt = Annotated[int, Range(ge=0)]
+"""An int >= 0: counts where 0 is meaningful (no warm-up steps, no retries)."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +231,14 @@ class Algorithm(ABC):
         return cls.requires
 
     @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """``config`` with every value decided per task filled in (MBPO's per-task table, SAC's
+        ``-|A|`` entropy target, ...): what the trial runs with, recorded in ``meta.json`` before
+        any trial starts. Idempotent; the constructor may call it again on a config passed
+        directly. Default: ``config`` unchanged."""
+        return config
+
+    @classmethod
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         """Raise :class:`ConfigError` when ``task`` lacks a capability ``config`` needs."""
         missing = sorted(str(c) for c in cls.required_capabilities(config) - task.capabilities)
@@ -176,11 +250,26 @@ class Algorithm(ABC):
             )
 
 
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def float_literal(value: Any) -> float | None:
+    """The float a string spells in decimal or scientific notation (``"1e-3"``), else ``None``.
+
+    YAML 1.1 reads ``1e-3`` (no dot) as a string; float fields take it as the number it means.
+    """
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        return float(value)
+    return None
+
+
 def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     """Whether ``value`` fits the annotation ``tp``; returns the (possibly coerced) value."""
     origin = typing.get_origin(tp)
     if tp is Any:
         return True, value
+    if origin is Annotated:  # ranges are checked by _range_error once the type fits
+        return _type_ok(value, typing.get_args(tp)[0])
     if origin in (typing.Union, types.UnionType):
         for arm in typing.get_args(tp):
             ok, v = _type_ok(value, arm)
@@ -202,7 +291,8 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value)
-        return False, value
+        number = float_literal(value)
+        return number is not None, value if number is None else number
     if tp is str:
         return isinstance(value, str), value
     if origin is tuple:
@@ -230,10 +320,73 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     return True, value
 
 
+def _range_error(value: Any, tp: Any) -> str | None:
+    """Why ``value`` (already type-checked and coerced) breaks a :class:`Range` ``tp`` declares:
+    ``"be > 0"``, or ``None`` when it fits."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *meta = typing.get_args(tp)
+        for rng in meta:
+            if isinstance(rng, Range) and value not in rng:
+                return f"be {rng}"
+        return _range_error(value, base)
+    if origin in (typing.Union, types.UnionType):
+        for arm in typing.get_args(tp):
+            if _type_ok(value, arm)[0]:
+                return _range_error(value, arm)
+        return None
+    if origin is tuple and isinstance(value, tuple):
+        args = typing.get_args(tp)
+        every = len(args) == 2 and args[1] is Ellipsis
+        if every:
+            args = (args[0],) * len(value)
+        for i, (v, a) in enumerate(zip(value, args, strict=False)):
+            why = _range_error(v, a)
+            if why:
+                which = "every element" if every else f"element {i + 1}"
+                return f"have {which} {why.removeprefix('be ')}"
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    """``int``, ``float | None``, ``tuple[int, ...]``: an annotation as it reads in the source."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return f"tuple[{', '.join('...' if a is Ellipsis else _type_name(a) for a in args)}]"
+    if tp is type(None):
+        return "None"
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _check_field(cls: type, key: str, value: Any, tp: Any, at: str) -> Any:
+    """``value`` coerced to the field's type; ConfigError when its type or range is wrong."""
+    ok, coerced = _type_ok(value, tp)
+    if not ok:
+        raise ConfigError(
+            f"hyperparameter {key!r} of {cls.__qualname__}{at} must be {_type_name(tp)}, "
+            f"got {value!r} ({type(value).__name__})"
+        )
+    why = _range_error(coerced, tp)
+    if why:
+        raise ConfigError(
+            f"hyperparameter {key!r} of {cls.__qualname__}{at} must {why}, got {coerced!r}"
+        )
+    return coerced
+
+
 def apply_overrides(config: AlgoConfig, overrides: Mapping[str, Any], *, where: str = "") -> Any:
-    """``dataclasses.replace`` with checks: unknown keys and ill-typed values raise ConfigError."""
+    """``dataclasses.replace`` with checks: unknown keys, ill-typed values and values outside the
+    field's declared :class:`Range` raise ConfigError (one line naming the key and the fix)."""
     cls = type(config)
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name for f in dataclasses.fields(cls)}
     at = f" ({where})" if where else ""
     clean: dict[str, Any] = {}
@@ -247,11 +400,14 @@ def apply_overrides(config: AlgoConfig, overrides: Mapping[str, Any], *, where: 
                 f"unknown hyperparameter {key!r} for {cls.__qualname__}{at}.{hint} "
                 f"Valid keys: {', '.join(sorted(fields))}"
             )
-        ok, coerced = _type_ok(value, hints[key])
-        if not ok:
-            raise ConfigError(
-                f"hyperparameter {key!r} of {cls.__qualname__}{at} must be {hints[key]}, "
-                f"got {value!r} ({type(value).__name__})"
-            )
-        clean[key] = coerced
+        clean[key] = _check_field(cls, key, value, hints[key], at)
     return dataclasses.replace(config, **clean)
+
+
+def check_config(config: Any, *, where: str = "") -> None:
+    """Check every field of a (resolved) config dataclass against its type and declared range."""
+    cls = type(config)
+    hints = typing.get_type_hints(cls, include_extras=True)
+    at = f" ({where})" if where else ""
+    for f in dataclasses.fields(cls):
+        _check_field(cls, f.name, getattr(config, f.name), hints[f.name], at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from algorithms.api import NonNegativeFloat, PositiveInt, UnitInterval
 from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import CEM, TrajectoryOptimizer
 
@@ -20,15 +21,15 @@ class CEMConfig(MPCConfig):
     """CEM-MPC. Planner: PETS (kchua/handful-of-trials ``dmbrl/config/cartpole.py`` ``OPT_CFG``
     and ``dmbrl/misc/optimizers/cem.py``); model and data loop: :class:`MPCConfig`."""
 
-    population: int = 400
+    population: PositiveInt = 400
     """Samples per CEM iteration. PETS cart-pole/reacher ``popsize=400`` (half-cheetah 500)."""
-    elites: int = 40
+    elites: PositiveInt = 40
     """Elites refitted per iteration. PETS ``num_elites=40`` (half-cheetah 50)."""
-    iterations: int = 5
+    iterations: PositiveInt = 5
     """CEM iterations per env step. PETS ``max_iters=5``."""
-    alpha: float = 0.1
+    alpha: UnitInterval = 0.1
     """Momentum of the mean/variance update. PETS ``alpha=0.1``."""
-    epsilon: float = 0.001
+    epsilon: NonNegativeFloat = 0.001
     """Stop early once the largest variance falls below this. PETS ``CEMOptimizer(epsilon=0.001)``."""
 
 

@@ -14,6 +14,7 @@ reaches only through compounded errors. Compare the two plugins' ``model_err_h{k
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from algorithms.api import AlgoConfig, RunContext, Transition
+from algorithms.api import AlgoConfig, PositiveInt, RunContext, Transition
 from algorithms.mbpo import MBPOAgent, MBPOConfig
 from envs.spec import TaskSpec
 
@@ -31,9 +32,9 @@ class DynaConfig(MBPOConfig):
     """MBPO's hyperparameters (:class:`~algorithms.mbpo.MBPOConfig`, same sources) plus the
     length of Dyna's full-episode rollouts. ``rollout_schedule`` is not used."""
 
-    rollout_horizon: int | None = None
+    rollout_horizon: PositiveInt | None = None
     """Steps per model rollout from an initial state. ``None``: the task's episode length (a
-    whole simulated episode, as in Dyna)."""
+    whole simulated episode, as in Dyna), resolved per task."""
 
 
 class DynaAgent(MBPOAgent):
@@ -41,6 +42,15 @@ class DynaAgent(MBPOAgent):
 
     name = "dyna"
     Config = DynaConfig
+
+    @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """MBPO's per-task values, and the task's episode length as ``rollout_horizon``."""
+        cfg = super().resolve_config(task, config)
+        assert isinstance(cfg, DynaConfig)
+        if cfg.rollout_horizon is None:
+            cfg = dataclasses.replace(cfg, rollout_horizon=task.max_episode_steps)
+        return cfg
 
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from algorithms.api import NonNegativeFloat, PositiveFloat, PositiveInt, UnitInterval
 from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import ICEM, TrajectoryOptimizer
 
@@ -21,22 +22,22 @@ class ICEMConfig(MPCConfig):
     """iCEM-MPC. Planner: Pinneri et al. 2020, Sec. 3 and the hyperparameter table of App. A
     (``N``, ``K``, ``gamma``, ``xi``, ``beta``, ``alpha``, ``sigma_init``); model: :class:`MPCConfig`."""
 
-    population: int = 300
+    population: PositiveInt = 300
     """Initial samples per step ``N`` (App. A uses 100-400 by task; 300 is iCEM's common
     choice for its budget comparisons)."""
-    elites: int = 10
+    elites: PositiveInt = 10
     """Elites ``K``. iCEM App. A: 10."""
-    iterations: int = 3
+    iterations: PositiveInt = 3
     """Iterations per env step. iCEM App. A: 3 (4 for the hardest tasks)."""
-    alpha: float = 0.1
+    alpha: UnitInterval = 0.1
     """Momentum of the mean/std update. iCEM App. A: 0.1."""
-    noise_beta: float = 2.0
+    noise_beta: NonNegativeFloat = 2.0
     """Colored-noise exponent ``beta``. iCEM App. A: 2.0 for most tasks (0: white noise)."""
-    population_decay: float = 1.25
+    population_decay: PositiveFloat = 1.25
     """Population decay ``gamma`` per iteration (``N_i = max(N gamma^-i, 2K)``). iCEM: 1.25."""
-    keep_elites: float = 0.3
+    keep_elites: UnitInterval = 0.3
     """Fraction ``xi`` of elites kept across iterations and env steps. iCEM: 0.3."""
-    init_std: float = 0.5
+    init_std: PositiveFloat = 0.5
     """Initial std in units of the action half-range. iCEM ``sigma_init = 0.5``."""
     execute_best: bool = True
     """Execute the best sequence found (iCEM) instead of the final mean (CEM)."""

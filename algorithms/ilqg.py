@@ -20,20 +20,16 @@ Models and derivatives (:mod:`algorithms.planners.ilqg`):
   step; the cost quadratized by finite differences of the task's observation map;
 - ``model="learned"``: a PETS/MBPO probabilistic ensemble fitted on the real transitions (one
   episode of uniform random actions, then a refit after every training episode, as ``pets``),
-  planned on through its elites' mean prediction and differentiated by autograd. Measured on
-  Pendulum (defaults, 1 random + 4 planned episodes, returns of the planned ones against the
-  true-model planner from the same starts): seed 1 -258/-119/-128/-119 (true -293/-115/-124/-118),
-  seed 2 -8/-1112/-130/-345 (true -4/-120/-129/-341), seed 0 -1096/-1167/-1493/-864 (true
-  -127/-116/-345/-116): it often plans as well as the true model after one episode, not reliably.
+  planned on through its elites' mean prediction and differentiated by autograd: on Pendulum it
+  often plans as well as the true model after one episode, not reliably (measured returns, seeds
+  and commands: ``docs/algorithms/ilqg.md``).
 
 Planning cost per env step: one rollout of the shifted plan, then up to ``iterations`` x (one
 derivative evaluation along the plan, one backward pass of ``H`` small dense solves, one line
 search: the 11 step sizes rolled out at once for torch models, tried in turn on the simulator).
 An episode's first step solves from several cold starts (``initial_plans``, ``initial_horizon``,
-``initial_iterations``). Measured on one thread (``benchmark/speed_ilqg.py``, H = 30, median
-step): ~35 ms on Pendulum, ~205 ms on the cart-pole (its RK4 dynamics dominate), ~45 ms on
-InvertedDoublePendulum (simulator derivatives), ~65 ms on Pendulum with the 7 x (4 x 200)
-ensemble.
+``initial_iterations``). The cart-pole's RK4 dynamics dominate its derivatives; measured step
+times (``benchmark/speed_ilqg.py``): ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -42,12 +38,23 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    ConfigError,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveFraction,
+    PositiveInt,
+    Range,
+    RunContext,
+)
 from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
 from algorithms.planners.ilqg import (
     DTYPE,
@@ -74,22 +81,22 @@ class ILQGConfig(LearnedModelConfig):
     model: Literal["true", "learned"] = "true"
     """``"true"``: the task's torch ``dynamics`` (autograd), else its MuJoCo simulator
     (finite differences); ``"learned"``: the ensemble fitted on the real data (its mean)."""
-    horizon: int = 30
+    horizon: PositiveInt = 30
     """Planning horizon H in env steps (1.5 s at the 0.05 s step of all three tasks). Not from the
     papers. Measured: 20 does as well on Pendulum and 40 on the cart-pole; InvertedDoublePendulum
     needs ~30 (at 10-20 it let the cart drift into the end of its rail and fall within 70
     steps)."""
-    iterations: int = 3
+    iterations: PositiveInt = 3
     """iLQG iterations per env step at most (``iLQG.m`` runs up to 500 offline). With the shifted
     warm start ~1.3 run on average (the rest stop converged); 10 gave the same Pendulum returns."""
-    mu_init: float = 1.0
+    mu_init: NonNegativeFloat = 1.0
     """Initial LM regularization ``mu`` at an episode start (``iLQG.m`` ``lambda = 1``); later
     steps start from the previous step's ``mu`` (``warm_start_mu``)."""
-    mu_min: float = 1e-6
+    mu_min: PositiveFloat = 1e-6
     """``mu`` below this is set to 0 (Tassa 2012, ``iLQG.m`` ``lambdaMin``)."""
-    mu_max: float = 1e10
+    mu_max: PositiveFloat = 1e10
     """Give up an MPC step's optimization above this ``mu`` (``iLQG.m`` ``lambdaMax``)."""
-    mu_factor: float = 1.6
+    mu_factor: Annotated[float, Range(gt=1)] = 1.6
     """``mu`` growth/shrink factor ``Delta_0`` (``iLQG.m`` ``lambdaFactor = 1.6``)."""
     regularization: Literal["state", "control"] = "state"
     """``"state"``: ``V_xx + mu I`` (Tassa 2012); ``"control"``: ``Q_uu + mu I``."""
@@ -99,26 +106,26 @@ class ILQGConfig(LearnedModelConfig):
     control_limits: Literal["boxqp", "clamp"] = "boxqp"
     """``"boxqp"``: Tassa 2014's box-QP backward pass; ``"clamp"``: unconstrained backward pass,
     controls clamped in the forward pass (the 2014 paper's baseline)."""
-    line_search_steps: int = 11
+    line_search_steps: PositiveInt = 11
     """Step sizes ``alpha = 10 ** linspace(0, log10(line_search_min), steps)`` (``iLQG.m``: 11)."""
-    line_search_min: float = 1e-3
+    line_search_min: PositiveFraction = 1e-3
     """Smallest step size (``iLQG.m``: ``10^-3``)."""
     line_search: Literal["auto", "parallel", "serial"] = "auto"
     """``"parallel"``: roll every step size out at once, keep the best (``iLQG.m``'s default);
     ``"serial"``: backtrack. ``"auto"``: parallel for torch models, serial for the simulator
     (whose rollouts are per row)."""
-    z_min: float = 0.0
+    z_min: NonNegativeFloat = 0.0
     """Accept a step when actual/expected reduction exceeds this (``iLQG.m`` ``zMin = 0``)."""
-    tol_rel: float = 1e-6
+    tol_rel: NonNegativeFloat = 1e-6
     """Stop an MPC step's iterations once the relative improvement is below this (``iLQG.m``
     uses an absolute ``tolFun = 1e-7``)."""
-    tol_grad: float = 1e-4
+    tol_grad: NonNegativeFloat = 1e-4
     """``iLQG.m``'s gradient stopping test (``tolGrad``)."""
-    initial_iterations: int = 30
+    initial_iterations: PositiveInt = 30
     """iLQG iterations at an episode's first step (no warm start yet), per initial plan. Our
     choice, like ``initial_plans``: from a cold start the few iterations of ``iterations`` stop
     far from any optimum (the cart-pole's flat reward far from upright makes early steps small)."""
-    initial_horizon: int = 10
+    initial_horizon: PositiveInt = 10
     """An episode's first plan is also solved by continuation: on this horizon first, then on
     twice that (the plan extended by its last control and re-optimized), up to ``horizon``; the
     better of that and the direct solve is kept (``>= horizon``: direct only). Our choice, not in
@@ -126,7 +133,7 @@ class ILQGConfig(LearnedModelConfig):
     upright (InvertedDoublePendulum falls within 1.5 s) and iLQG, a local method, then optimizes
     a swing back up instead of a catch (the episode ends within 5 steps); the cart-pole swing-up
     needs the direct solve instead (short horizons see only the flat reward at the bottom)."""
-    initial_plans: tuple[float, ...] = (0.0, -1.0, 1.0)
+    initial_plans: tuple[Annotated[float, Range(ge=-1, le=1)], ...] = (0.0, -1.0, 1.0)
     """Constant control sequences an episode's first plan starts from, in box units (-1 the lower
     bound, 0 the midpoint, 1 the upper bound); the start whose optimized cost is lowest is kept
     and later steps warm-start from it. Our choice, not in the papers: iLQG converges to the local
@@ -139,10 +146,10 @@ class ILQGConfig(LearnedModelConfig):
     the same Pendulum return; derivatives ~3x cheaper on the RK4 cart-pole (14 vs. 44 ms for
     H = 40; >= 30x on the learned ensemble, whose step Jacobian then needs no ``torch.func``). The
     simulator always uses the latter."""
-    fd_eps: float = 1e-6
+    fd_eps: PositiveFloat = 1e-6
     """Simulator: finite-difference step of the dynamics derivatives (``mjd_transitionFD``'s
     ``eps``; 1e-6 as ``envs.mujoco.inverted_pendulum.linearize``)."""
-    cost_fd_eps: float = 1e-4
+    cost_fd_eps: PositiveFloat = 1e-4
     """Simulator: step of the cost's second differences (see :class:`MujocoProblem`)."""
 
     def options(self, *, batched: bool) -> ILQGOptions:
@@ -347,7 +354,9 @@ class ILQG(DataLoopHooks, Algorithm):
         self.slots[explore] = _Slot()
 
     def eval_metrics(self) -> Mapping[str, float]:
-        out = {} if self.data is None else self.data.metrics()
+        """iLQG's statistics since the previous evaluation (a learned model's refits are logged
+        by ``on_episode_end``, :class:`~algorithms.models.data_loop.ModelDataLoop`)."""
+        out: dict[str, float] = {}
         out.update({k: total / count for k, (total, count) in self._plan_sums.items()})
         self._plan_sums = {}
         return out

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 from scipy.linalg import solve_discrete_are
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    ConfigError,
+    NonNegativeFloat,
+    PositiveFloat,
+    RunContext,
+)
 from envs.spec import TaskSpec
 
 
@@ -27,9 +35,9 @@ class LQRConfig(AlgoConfig):
     cost are the textbook starting point (Anderson & Moore 1990) and stabilise every upright task
     in the suite; tune them per task in the suite's overrides."""
 
-    state_cost: float | tuple[float, ...] = 1.0
+    state_cost: NonNegativeFloat | tuple[NonNegativeFloat, ...] = 1.0
     """Diagonal of Q: one weight for every observation dim, or one per dim."""
-    action_cost: float = 0.1
+    action_cost: PositiveFloat = 0.1
     """R = action_cost * I."""
 
 

@@ -32,16 +32,33 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, RunContext, Transition
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveFraction,
+    PositiveInt,
+    Range,
+    RunContext,
+    Transition,
+    UnitInterval,
+)
 from algorithms.buffer import Batch, ReplayBuffer
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
 from algorithms.models.diagnostics import ModelErrorProbe
-from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.models.ensemble import (
+    EnsembleConfig,
+    ProbabilisticEnsemble,
+    default_weight_decays,
+)
 from envs.spec import TaskSpec
 
 #: Per-task values of the official configs (jannerm/mbpo ``examples/config/<task>/0.py``), used
@@ -90,90 +107,98 @@ class MBPOConfig(AlgoConfig):
     (:data:`MBPO_TASK_DEFAULTS`)."""
 
     # ---- SAC (the fields of SACLearnerConfig, same names) ----
-    lr: float = 3e-4
+    lr: PositiveFloat = 3e-4
     """Adam learning rate of actor, critics and temperature (code ``base.py``: 3e-4)."""
-    gamma: float = 0.99
+    gamma: PositiveFraction = 0.99
     """Discount (code configs ``discount: 0.99``)."""
-    tau: float = 0.005
+    tau: PositiveFraction = 0.005
     """Polyak coefficient of the target critics (code ``tau: 5e-3``, update interval 1)."""
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     """SAC minibatch (code ``sampler_params.batch_size: 256``)."""
-    hidden: int = 256
+    hidden: PositiveInt = 256
     """Hidden units of actor and critics (code ``base.py`` ``M = 256``)."""
-    layers: int = 2
+    layers: NonNegativeInt = 2
     """Hidden layers of actor and critics (code ``(M, M)``)."""
     target_entropy: float | None = None
     """Temperature target. ``None``: the code's per-task value (InvertedPendulum -0.05, Hopper -1,
     Walker2d and HalfCheetah -3, Ant -4, Humanoid -2), else ``-|A|``."""
-    init_alpha: float = 1.0
+    init_alpha: PositiveFloat = 1.0
     """Initial temperature (softlearning: ``log_alpha = 0``)."""
     autotune_alpha: bool = True
     """Learn the temperature (code: SAC with automatic entropy tuning)."""
     bf16: bool = False
     """bfloat16 autocast of SAC's network passes (losses stay float32). Not in the paper."""
-    updates_per_step: int | None = None
+    updates_per_step: PositiveInt | None = None
     """SAC gradient steps per env step, G (code ``n_train_repeat``: 20; HalfCheetah 40;
     InvertedPendulum 10)."""
-    real_ratio: float = 0.05
+    real_ratio: UnitInterval = 0.05
     """Fraction of each SAC batch drawn from real data (code ``real_ratio: 0.05``)."""
-    buffer_size: int = 1_000_000
+    buffer_size: PositiveInt = 1_000_000
     """Real replay capacity (code ``SimpleReplayPool`` ``max_size: 1e6``)."""
-    initial_random_steps: int = 5000
+    initial_random_steps: NonNegativeInt = 5000
     """Uniform random env steps before model and SAC training (code ``base.py``
     ``n_initial_exploration_steps: 5000`` for MBPO)."""
 
     # ---- model rollouts ----
-    epoch_length: int | None = None
+    epoch_length: PositiveInt | None = None
     """Env steps per epoch, the unit of ``rollout_schedule`` and ``model_retain_epochs`` (code
     ``epoch_length``: 1000; InvertedPendulum 250)."""
-    model_train_freq: int | None = None
+    model_train_freq: PositiveInt | None = None
     """Refit the model (and roll it out) every this many env steps (code ``model_train_freq``:
     250; Humanoid 1000)."""
-    rollouts_per_step: int = 400
+    rollouts_per_step: PositiveInt = 400
     """Model rollouts per env step, generated in one batch of ``rollouts_per_step *
     model_train_freq`` at each refit (code ``rollout_batch_size: 100e3`` per 250 steps)."""
-    rollout_schedule: tuple[int, int, int, int] | None = None
+    rollout_schedule: tuple[NonNegativeInt, NonNegativeInt, PositiveInt, PositiveInt] | None = None
     """``[start_epoch, end_epoch, start_len, end_len]``: ``k`` grows linearly between the epochs
     (code ``rollout_schedule``; Hopper ``[20, 150, 1, 15]``, Walker2d and HalfCheetah
     ``[20, 150, 1, 1]``, Ant ``[20, 100, 1, 25]``, Humanoid ``[20, 300, 1, 20]``,
     InvertedPendulum ``[1, 15, 1, 1]``)."""
-    model_retain_epochs: int | None = None
+    model_retain_epochs: PositiveInt | None = None
     """Epochs of model rollouts the model buffer keeps (code ``model_retain_epochs``: 1;
     Humanoid 5)."""
     rollout_deterministic: bool = False
     """Use the model's mean instead of sampling the Gaussian (code ``deterministic: False``)."""
 
     # ---- dynamics model ----
-    ensemble_size: int = 7
+    ensemble_size: PositiveInt = 7
     """Ensemble members (code ``num_networks: 7``)."""
-    num_elites: int = 5
+    num_elites: PositiveInt = 5
     """Elites by holdout MSE, used for rollouts (code ``num_elites: 5``)."""
-    model_hidden: int | None = None
+    model_hidden: PositiveInt | None = None
     """Hidden units per model layer (code ``hidden_dim``: 200; Humanoid 400)."""
-    model_layers: int = 4
+    model_layers: NonNegativeInt = 4
     """Hidden layers of the model (code ``construct_model``: 4, swish)."""
-    model_lr: float = 1e-3
+    model_lr: PositiveFloat = 1e-3
     """Model Adam learning rate (code ``construct_model``: 0.001)."""
-    model_batch_size: int = 256
+    model_batch_size: PositiveInt = 256
     """Model minibatch per member (code ``_train_model(batch_size=256)``)."""
-    model_weight_decays: tuple[float, ...] | None = None
-    """Per-layer L2; ``None``: the code's ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)``."""
-    holdout_ratio: float = 0.2
+    model_weight_decays: tuple[NonNegativeFloat, ...] | None = None
+    """Per-layer L2; ``None``: the code's ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` (a linear
+    ramp between the same end points for other than 4 layers), resolved by :meth:`for_task`."""
+    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.2
     """Holdout fraction for early stopping and elites (code ``holdout_ratio=0.2``, capped at
     5000 transitions)."""
-    model_max_epochs: int | None = None
-    """Cap on epochs per refit (code ``max_epochs=None``: early stopping only)."""
+    model_max_epochs: NonNegativeInt = 0
+    """Cap on epochs per refit; 0: no cap, early stopping only (code ``max_epochs=None``)."""
     model_bf16: bool = False
     """bf16 autocast of the model's passes (training and rollouts). Not in the paper."""
     learn_reward: bool = True
     """The model predicts the reward (code: ``[reward, delta_obs]`` targets). ``False`` scores
     rollouts with the task's ``reward_fn`` instead."""
-    model_error_horizons: tuple[int, ...] = (1, 5, 10, 25)
+    model_error_horizons: tuple[PositiveInt, ...] = (1, 5, 10, 25)
     """Horizons of the held-out model-error diagnostic ``model_err_h{k}`` (not in the paper)."""
 
     def for_task(self, task: TaskSpec) -> MBPOConfig:
-        """This config with every ``None`` per-task field filled in for ``task``."""
-        table = {**GENERIC_DEFAULTS, **MBPO_TASK_DEFAULTS.get(task.name, {})}
+        """This config with every ``None`` field filled in for ``task``: the code's per-task
+        values, ``-|A|`` as the entropy target of a task it has no config for, the model's
+        default weight decays."""
+        table = {
+            **GENERIC_DEFAULTS,
+            "target_entropy": -float(task.act_dim),
+            "model_weight_decays": default_weight_decays(self.model_layers),
+            **MBPO_TASK_DEFAULTS.get(task.name, {}),
+        }
         fill = {k: v for k, v in table.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **fill)
 
@@ -197,10 +222,16 @@ class MBPOAgent(Algorithm):
             return cls.requires
         return cls.requires | {Capability.REWARD_FN}
 
+    @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """The code's per-task values (:meth:`MBPOConfig.for_task`)."""
+        assert isinstance(config, MBPOConfig)
+        return config.for_task(task)
+
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
         assert isinstance(config, MBPOConfig)
-        self.cfg = cfg = config.for_task(task)
+        self.cfg = cfg = self.resolve_config(task, config)  # a no-op on a resolved config
         dev = ctx.device
         self.learner = SACLearner(
             task.obs_dim,
@@ -218,7 +249,6 @@ class MBPOAgent(Algorithm):
         self.probe = ModelErrorProbe.for_task(task, cfg.model_error_horizons)
         self.env_steps = 0
         self.k = 0
-        self._fit_metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -286,10 +316,9 @@ class MBPOAgent(Algorithm):
             data.next_obs,
             data.reward if self.cfg.learn_reward else None,
             rng=self.ctx.np_rng,
-            max_epochs=self.cfg.model_max_epochs,
+            max_epochs=self.cfg.model_max_epochs or None,
         )
-        self._fit_metrics = fit.metrics()
-        return {**errors, **self._fit_metrics}
+        return {**errors, **fit.metrics()}
 
     def _resize_model_buffer(self, capacity: int) -> ReplayBuffer:
         old = self.model_buffer
@@ -375,12 +404,6 @@ class MBPOAgent(Algorithm):
             metrics = self.learner.update(Batch(*(x[i] for x in batches)))
         return metrics
 
-    def eval_metrics(self) -> Mapping[str, float]:
-        out = {"rollout_length": float(self.k)} if self.k else {}
-        if "model_holdout_mse" in self._fit_metrics:
-            out["model_holdout_mse"] = self._fit_metrics["model_holdout_mse"]
-        return out
-
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -393,7 +416,6 @@ class MBPOAgent(Algorithm):
             "probe": self.probe.state_dict(),
             "env_steps": self.env_steps,
             "k": self.k,
-            "fit_metrics": dict(self._fit_metrics),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -406,4 +428,3 @@ class MBPOAgent(Algorithm):
             buf.load_state_dict(state["model_buffer"])
         self.probe.load_state_dict(state["probe"])
         self.env_steps, self.k = int(state["env_steps"]), int(state["k"])
-        self._fit_metrics = dict(state["fit_metrics"])

@@ -31,7 +31,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    ConfigError,
+    PositiveFraction,
+    PositiveInt,
+    RunContext,
+)
 from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
 from algorithms.models.ensemble import (
     EnsembleConfig,
@@ -54,16 +62,16 @@ class MPCConfig(LearnedModelConfig):
     model: Literal["learned", "true"] = "learned"
     """``"learned"``: the ensemble fitted on the real data; ``"true"``: the task's torch
     ``dynamics``, or for MuJoCo tasks the simulator itself (oracle ablation)."""
-    horizon: int = 25
+    horizon: PositiveInt = 25
     """Planning horizon H. PETS (kchua/handful-of-trials ``cartpole.py`` ``PLAN_HOR = 25``)."""
-    particles: int = 20
+    particles: PositiveInt = 20
     """Model rollouts per candidate sequence, returns averaged (PETS ``npart=20``). Forced to 1
     for deterministic models (``model="true"``)."""
     propagation: Literal["ts1", "tsinf", "mean"] = "tsinf"
     """Ensemble propagation (PETS Sec. 5); PETS's default is TS-inf."""
     sample: bool = True
     """Sample the Gaussian next state (PETS) instead of taking its mean."""
-    gamma: float = 1.0
+    gamma: PositiveFraction = 1.0
     """Discount inside the horizon. PETS sums undiscounted rewards."""
     model_bf16: bool = False
     """Run the ensemble's forward passes (training and planning) under bf16 autocast; weights,
@@ -214,7 +222,9 @@ class MPCAgent(DataLoopHooks, Algorithm):
         self.optimizers[explore].reset()
 
     def eval_metrics(self) -> Mapping[str, float]:
-        out = {} if self.data is None else self.data.metrics()
+        """The planner's statistics since the previous evaluation (the model's refits are logged
+        by ``on_episode_end``, :class:`~algorithms.models.data_loop.ModelDataLoop`)."""
+        out: dict[str, float] = {}
         if self._plan_count:
             out.update({k: v / self._plan_count for k, v in self._plan_sums.items()})
             self._plan_sums, self._plan_count = {}, 0

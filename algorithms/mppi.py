@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from algorithms.api import PositiveFloat, PositiveFraction, PositiveInt
 from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import MPPI, TrajectoryOptimizer
 
@@ -22,16 +23,16 @@ class MPPIConfig(MPCConfig):
     """MPPI-MPC. Planner: PDDM (google-research/pddm ``pddm/utils/... parse args`` defaults
     ``mppi_kappa=1.0``, ``mppi_mag_noise=0.9``, ``mppi_beta=0.8``); model: :class:`MPCConfig`."""
 
-    population: int = 400
+    population: PositiveInt = 400
     """Samples per iteration. 400, as PETS's CEM population, so the two planners get the same
     model budget."""
-    iterations: int = 1
+    iterations: PositiveInt = 1
     """Mean updates per env step. PDDM updates once per step (the warm start carries the rest)."""
-    kappa: float = 1.0
+    kappa: PositiveFloat = 1.0
     """Reward-weighting factor (inverse temperature). PDDM ``mppi_kappa=1.0``."""
-    sigma: float = 0.9
+    sigma: PositiveFloat = 0.9
     """Noise std in units of the action half-range. PDDM ``mppi_mag_noise=0.9``."""
-    beta: float = 0.8
+    beta: PositiveFraction = 0.8
     """Temporal filter of the noise (1: white). PDDM ``mppi_beta=0.8``."""
 
 

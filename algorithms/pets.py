@@ -22,7 +22,9 @@ CPU's or GPU's bf16 units (see ``benchmark/speed_planning.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
+from algorithms.api import NonNegativeInt, PositiveInt, Range
 from algorithms.cem import CEMAgent, CEMConfig
 
 
@@ -32,15 +34,15 @@ class PETSConfig(CEMConfig):
     ``OPT_CFG``, ``NN_TRAIN_CFG``), ``dmbrl/controllers/MPC.py`` (``npart=20``, TS-inf),
     ``dmbrl/modeling/models/BNN.py`` (``train(batch_size=32, holdout_ratio=0)``)."""
 
-    ensemble_size: int = 5
+    ensemble_size: PositiveInt = 5
     """Probabilistic networks. PETS ``num_nets=5``."""
-    num_elites: int = 5
+    num_elites: PositiveInt = 5
     """All 5 networks predict (PETS has no elite selection)."""
-    model_batch_size: int = 32
+    model_batch_size: PositiveInt = 32
     """Minibatch per network. PETS ``BNN.train(batch_size=32)``."""
-    model_max_epochs: int | None = 5
+    model_max_epochs: NonNegativeInt = 5
     """Epochs per refit. PETS ``NN_TRAIN_CFG = {"epochs": 5}``."""
-    holdout_ratio: float = 0.0
+    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.0
     """No holdout: PETS ``BNN.train(holdout_ratio=0.0)`` trains on all the data."""
 
 

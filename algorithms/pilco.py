@@ -27,25 +27,36 @@ the pendulum's random resets need several start distributions (:func:`_pendulum`
 
 Deviations from the paper for our ``cartpole_swingup`` (dt 0.05 s, 200-step episodes, l = 0.6 m)
 are in the docstrings of :class:`PILCOConfig` (``action_repeat``, ``horizon``, ``trial_steps``,
-``gp_max_points``/``gp_sparse``). Measured with these defaults (mean of 5 evaluation episodes
-from fixed starts after each trial; trial 1 is the random one; runs stopped after two evaluations
->= 170 in a row): seed 0: 20, 66, 169, 175, 177; seed 1: 69, 76, 184, 186; seed 2: 34, 27, 186,
-186. Cost: one policy optimization is ~187 rollouts forward + backward, each ``horizon`` steps of
-``O(E^2 n^2 D)`` moment matching (``benchmark/speed_pilco.py``).
+``gp_max_points``/``gp_sparse``). With these defaults 3 of 3 seeds swing up by trial 3-4
+(returns per trial, seeds and commands: ``docs/algorithms/pilco.md``). Cost: one policy
+optimization is ~187 rollouts forward + backward, each ``horizon`` steps of ``O(E^2 n^2 D)``
+moment matching (``benchmark/speed_pilco.py``; measured rounds in ``docs/performance.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, ConfigError, RunContext, Transition
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    ConfigError,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    RunContext,
+    Transition,
+)
 from algorithms.models.gp import (
     DTYPE,
     GPModel,
@@ -182,31 +193,31 @@ class PILCOConfig(AlgoConfig):
     curbs), the ICML 2011 paper (RBF network size, one random trial). Horizons and trial lengths
     are in control steps of ``action_repeat`` env steps."""
 
-    action_repeat: int = 2
+    action_repeat: PositiveInt = 2
     """Env steps each action is held (zero-order hold). 2 x 0.05 s = PILCO's ``dt = 0.1`` s
     (settings_cp ``dt = 0.10``): the GP then models 0.1 s transitions and a horizon needs half
     the moment-matching steps of planning at the env's 0.05 s."""
-    horizon: int | None = None
+    horizon: PositiveInt | None = None
     """Prediction/optimization horizon ``H`` in control steps. ``None``: the task's
     (:data:`TASKS`): the cart-pole's 40 (4 s at dt 0.1, pilco-matlab settings_cp ``T = 4``; the
     paper: 2.5 s), the pendulum's 30. Measured on the cart-pole: at 30 (3 s) seed 1 stalled at
     an evaluation return of ~121 for trials 5-11 (2 of 5 starts failing to swing up), at 40 it
     scores 184 after trial 3."""
-    trial_steps: int | None = None
+    trial_steps: PositiveInt | None = None
     """Env steps of each training episode used as GP data (from its start). ``None``: the
     optimization horizon, ``horizon * action_repeat`` (PILCO's trials last ``T``, its horizon:
     40 pairs per trial on the cart-pole). The rest of our 200-step episode is run by the driver
     but not learned from: it would add 60 more pairs per trial, mostly near the same upright
     state, and the moment matching costs O(n^2) per step (not measured against learning from all
     200 steps; with this cut the swing-up is learned in 3-4 trials, see the module docstring)."""
-    random_trials: int = 1
+    random_trials: PositiveInt = 1
     """Trials with uniform random actions (each held ``action_repeat`` steps) before the first
     fit. pilco-matlab ``J = 1``."""
     policy: Literal["rbf", "linear"] = "rbf"
     """``"rbf"``: pilco-matlab's ``congp``, a GP-mean (regularized RBF network) policy with
     trainable centres, targets and length-scales (signal 1, noise 0.01 fixed); ``"linear"``:
     ``conlin``, ``u~ = W x + b``."""
-    num_basis: int = 50
+    num_basis: PositiveInt = 50
     """RBF basis functions. 50 for the cart-pole in the PILCO paper (settings_cp ships 10)."""
     squash: Literal["sat", "sin"] = "sat"
     """Squash of the policy output into the action box: ``"sat"``: ``(9 sin x + sin 3x) / 8``
@@ -214,14 +225,14 @@ class PILCOConfig(AlgoConfig):
     policy_optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     """Policy optimizer: L-BFGS with strong-Wolfe line search (pilco-matlab ``minimize``, BFGS)
     or Adam."""
-    policy_iterations: int = 150
+    policy_iterations: PositiveInt = 150
     """L-BFGS iterations (or Adam steps) per policy optimization. settings_cp ``opt.length = 150``
     line searches."""
-    policy_lr: float = 0.01
+    policy_lr: PositiveFloat = 0.01
     """Adam's learning rate (``policy_optimizer="adam"`` only; no paper default)."""
-    gp_iterations: int = 300
+    gp_iterations: PositiveInt = 300
     """L-BFGS iterations per GP hyperparameter fit. ``trainOpt(1) = 300`` line searches."""
-    gp_max_points: int | None = 300
+    gp_max_points: Annotated[int, Range(ge=10)] | None = 300
     """Above this many GP training pairs, use the sparse approximation ``gp_sparse`` with this
     many points (drawn by the trial's seeded generator); ``None``: always the full GP.
     pilco-matlab settings_cp: ``dynmodel.induce = zeros(300, 0, 1)``, FITC with 300 inducing
@@ -230,12 +241,13 @@ class PILCOConfig(AlgoConfig):
     """``"fitc"``: FITC on all pairs with the drawn inducing inputs (pilco-matlab ``gp1d``; they
     are not optimized here); ``"sod"``: the full GP on the drawn subset only. See
     :mod:`algorithms.models.gp`."""
-    cost_width: float | None = None
+    cost_width: PositiveFloat | None = None
     """Width ``a`` of the saturating cost ``1 - exp(-d^2 / (2 a^2))``. ``None``: the task's
     (cart-pole 0.25, pendulum 0.5: settings files)."""
-    init_std: float | None = None
-    """Std of the isotropic Gaussian initial state distribution. ``None``: the task's (cart-pole
-    0.1, its env's reset and settings_cp's ``S0``)."""
+    init_std: NonNegativeFloat | tuple[NonNegativeFloat, ...] | None = None
+    """Std of the Gaussian initial state distribution (of each start distribution), one value
+    per state dim or one for all. ``None``: the task's (cart-pole 0.1 for each of the 4 dims, its
+    env's reset and settings_cp's ``S0``; pendulum ``(pi / 8, sqrt(1/3))``)."""
 
 
 # --------------------------------------------------------------------------- policies
@@ -341,6 +353,28 @@ class PILCO(Algorithm):
         if config.random_trials < 1:
             raise ConfigError("pilco: random_trials must be >= 1 (the first GP needs data)")
 
+    @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """The task's values (:data:`TASKS`) for the fields left ``None``."""
+        assert isinstance(config, PILCOConfig)
+        st = TASKS[task.name]()
+        horizon = st.horizon if config.horizon is None else config.horizon
+        cov = st.init_cov
+        assert all(cov[i][j] == 0.0 for i in range(len(cov)) for j in range(len(cov)) if i != j)
+        return dataclasses.replace(
+            config,
+            horizon=horizon,
+            trial_steps=(
+                horizon * config.action_repeat if config.trial_steps is None else config.trial_steps
+            ),
+            cost_width=st.cost_width if config.cost_width is None else config.cost_width,
+            init_std=(
+                tuple(math.sqrt(cov[i][i]) for i in range(len(cov)))
+                if config.init_std is None
+                else config.init_std
+            ),
+        )
+
     def __init__(self, task: TaskSpec, config: PILCOConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
         self.cfg = config
@@ -359,11 +393,12 @@ class PILCO(Algorithm):
         self.mu0 = torch.tensor(st.init_mean, dtype=DTYPE)
         self.start_means = torch.tensor(st.start_means or (st.init_mean,), dtype=DTYPE)
         """``[K, S]``: the start means of the rollouts ``J`` averages over."""
-        self.s0 = (
-            torch.tensor(st.init_cov, dtype=DTYPE)
-            if config.init_std is None
-            else config.init_std**2 * torch.eye(self.state_dim, dtype=DTYPE)
-        )
+        if config.init_std is None:
+            self.s0 = torch.tensor(st.init_cov, dtype=DTYPE)
+        elif isinstance(config.init_std, tuple):  # the resolved task value gives S0 exactly
+            self.s0 = torch.diag(torch.tensor(config.init_std, dtype=DTYPE) ** 2)
+        else:
+            self.s0 = config.init_std**2 * torch.eye(self.state_dim, dtype=DTYPE)
         a, u = self.aug_dim, self.act_dim  # joint vector: [aug, u~, u]
         self._pi = torch.tensor(st.policy_inputs)
         self._raw = torch.arange(a, a + u)

@@ -19,9 +19,9 @@ analogue. Nagabandi et al. also refit on a fixed number of epochs; here the ense
 on a holdout set (``model_max_epochs`` caps it).
 
 Planning cost per env step: ``horizon`` model calls on ``population * particles`` rows
-(``x num_elites`` for ``propagation="mean"``). Measured on one CPU thread (the driver's default)
-with the 7x(4x200) ensemble: the paper-sized default (1000 x 20, mean over 5 elites) ~330 ms;
-200 x 15 mean ~45 ms; 200 x 15 ``tsinf`` ~11 ms; the true pendulum dynamics at 1000 x 20 ~2 ms.
+(``x num_elites`` for ``propagation="mean"``): the paper-sized default (1000 x 20, mean over 5
+elites) costs ~30x the quick settings below (measured per-step times:
+``docs/algorithms/planners.md``).
 The MPC machinery (model fitting, the oracle, the objective) is shared with ``cem``/``mppi``/
 ``icem``/``pets`` (:mod:`algorithms.mpc`). Quick runs should override e.g. ``population=200, horizon=15, propagation="tsinf",
 model_max_epochs=40``: this learns Pendulum in 1500 steps (``tests/test_rs.py``).
@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from algorithms.api import PositiveInt
 from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import RandomShooting as RandomShootingOptimizer
 from algorithms.planners.optimizers import TrajectoryOptimizer
@@ -42,13 +43,13 @@ class RSConfig(MPCConfig):
     """Random-shooting MPC. Planner defaults: Nagabandi et al. 2018 official code
     (anagabandi/nn_dynamics ``yaml_files/cheetah_forward.yaml``); model defaults: MBPO/PETS."""
 
-    horizon: int = 20
+    horizon: PositiveInt = 20
     """Planning horizon H. nn_dynamics ``cheetah_forward.yaml`` ``controller.horizon: 20``
     (hopper 40, ant 5, swimmer 20)."""
-    population: int = 1000
+    population: PositiveInt = 1000
     """Candidate sequences K. nn_dynamics ``cheetah_forward.yaml``
     ``controller.num_control_samples: 1000`` (swimmer 5000, ant 15000)."""
-    particles: int = 1
+    particles: PositiveInt = 1
     """Model rollouts per candidate (returns averaged). 1: Nagabandi's deterministic model; PETS
     uses 20 with its own propagation."""
     propagation: Literal["ts1", "tsinf", "mean"] = "mean"

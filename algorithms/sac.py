@@ -10,13 +10,24 @@ truncations bootstrap as usual. Evaluation (``explore=False``) uses the determin
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from algorithms.api import AlgoConfig, Algorithm, Capability, RunContext, Transition
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveFraction,
+    PositiveInt,
+    RunContext,
+    Transition,
+)
 from algorithms.buffer import ReplayBuffer
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
 from envs.spec import TaskSpec
@@ -28,33 +39,33 @@ class SACConfig(AlgoConfig):
     and Applications", arXiv:1812.05905), "softlearning" its official code
     (``examples/development/variants.py``)."""
 
-    lr: float = 3e-4
+    lr: PositiveFloat = 3e-4
     """Adam learning rate of actor, critics and temperature (Table 1: 3e-4)."""
-    gamma: float = 0.99
+    gamma: PositiveFraction = 0.99
     """Discount (Table 1: 0.99)."""
-    tau: float = 0.005
+    tau: PositiveFraction = 0.005
     """Polyak coefficient of the target critics, every gradient step (Table 1: 0.005, target
     update interval 1)."""
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     """Minibatch size (Table 1: 256)."""
-    hidden: int = 256
+    hidden: PositiveInt = 256
     """Hidden units per layer of actor and critics (Table 1: 256)."""
-    layers: int = 2
+    layers: NonNegativeInt = 2
     """Hidden ReLU layers of actor and critics (Table 1: 2)."""
     target_entropy: float | None = None
     """Temperature target entropy; ``None`` = ``-|A|`` (Table 1: -dim(A); softlearning
     ``target_entropy='auto'``)."""
-    init_alpha: float = 1.0
+    init_alpha: PositiveFloat = 1.0
     """Initial temperature (softlearning initialises ``log_alpha`` to 0)."""
     autotune_alpha: bool = True
     """Learn the temperature (Haarnoja et al. 2018b, Sec. 5); False keeps ``init_alpha``."""
-    buffer_size: int = 1_000_000
+    buffer_size: PositiveInt = 1_000_000
     """Replay capacity (Table 1: 1e6). Capped at the trial's step budget, which it never exceeds."""
-    learning_starts: int = 1000
+    learning_starts: NonNegativeInt = 1000
     """Env steps of uniform random actions before the first update (softlearning
     ``n_initial_exploration_steps = int(1e3)``; many codes use 5000-10000 for MuJoCo, which would
     spend a third of a 15k-step Pendulum budget on random play)."""
-    updates_per_step: int = 1
+    updates_per_step: PositiveInt = 1
     """Gradient steps per env step (Table 1: 1 gradient step, 1 env step per iteration)."""
     bf16: bool = False
     """bfloat16 autocast of the network passes (losses stay float32). Not in the paper; off."""
@@ -66,6 +77,14 @@ class SACAgent(Algorithm):
     name = "sac"
     Config = SACConfig
     requires = frozenset({Capability.CONTINUOUS_ACTIONS})
+
+    @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """``target_entropy``: ``-|A|`` of the task when left ``None``."""
+        assert isinstance(config, SACConfig)
+        if config.target_entropy is not None:
+            return config
+        return dataclasses.replace(config, target_entropy=-float(task.act_dim))
 
     def __init__(self, task: TaskSpec, config: SACConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)

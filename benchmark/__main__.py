@@ -1,11 +1,14 @@
-"""Command line: ``python -m benchmark {run,plots,list}`` (``make benchmark`` wraps ``run``)."""
+"""Command line: ``python -m benchmark {run,plots,list,costs}`` (``make benchmark``: ``run``)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 from algorithms import ALGORITHMS
 from algorithms.api import ConfigError
@@ -18,32 +21,101 @@ def _csv(value: str | None) -> list[str] | None:
     return items or None
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line naming the fix (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
+    """An argparse ``type``: a number of ``kind`` that is at least ``minimum``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be {'an integer' if kind is int else 'a number'} >= {minimum:g}, "
+                f"got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    p = _OneLineParser(prog="python -m benchmark", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a suite or a grid (algorithms x tasks x seeds)")
     r.add_argument("--suite", default="quick", help="suite name under benchmark/suites or a path")
     r.add_argument("--algos", help="comma-separated algorithms (default: the suite's grid)")
     r.add_argument("--envs", help="comma-separated tasks (default: the suite's grid)")
-    r.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default: the suite's)")
     r.add_argument(
-        "--steps", type=int, help="env-step budget for every trial (default: the suite's)"
+        "--seeds",
+        metavar="N|A-B|A,B,...",
+        help="N for seeds 0..N-1, a range A-B (3-4: seeds 3, 4) or a list 0,2,5 (default: the "
+        "suite's)",
     )
-    r.add_argument("--eval-every", type=int)
-    r.add_argument("--eval-episodes", type=int)
+    r.add_argument(
+        "--steps", metavar="N", help="env-step budget for every trial, > 0 (default: the suite's)"
+    )
+    r.add_argument(
+        "--eval-every",
+        metavar="N",
+        help="env steps between evaluations, > 0 (default: the suite's)",
+    )
+    r.add_argument(
+        "--eval-episodes", metavar="N", help="episodes per evaluation, >= 0 (default: the suite's)"
+    )
     r.add_argument("--set", nargs="*", default=[], metavar="ALGO.KEY=VALUE", help="hyperparameters")
     r.add_argument("--run-id", help="name of the results folder (default: <suite>-<timestamp>)")
     r.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
     r.add_argument("--results", default="results", help="results root folder")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    r.add_argument("--cpus-per-trial", type=int, default=1)
-    r.add_argument("--gpus-per-trial", type=float, default=0.0)
-    r.add_argument("--num-cpus", type=int, help="CPUs for local Ray (default: all)")
+    r.add_argument("--cpus-per-trial", type=_at_least(1), default=1)
+    r.add_argument("--gpus-per-trial", type=_at_least(0, float), default=0.0)
+    r.add_argument("--num-cpus", type=_at_least(1), help="CPUs for local Ray (default: all)")
     r.add_argument("--no-ray", action="store_true", help="run trials one by one in this process")
-    pl = sub.add_parser("plots", help="re-render figures and tables of a stored run (no Ray)")
-    pl.add_argument("run", help="run id under results/ or a path")
+    r.add_argument(
+        "--dry-run", action="store_true", help="print the plan (grid, estimates) and exit"
+    )
+    r.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="checkpoint at the first training-episode end this long after the last save "
+        "(also after every evaluation)",
+    )
+    r.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="print each running trial's progress at least this often",
+    )
+    pl = sub.add_parser(
+        "plots", help="re-render figures and tables of a stored run, or merge runs (no Ray)"
+    )
+    pl.add_argument(
+        "run", help="run id under results/ or a path; a,b merges runs into a new folder"
+    )
     pl.add_argument("--results", default="results")
+    pl.add_argument("--out", help="merged runs: folder name under --results (default: a+b)")
+    pl.add_argument(
+        "--allow-config-mismatch",
+        action="store_true",
+        help="merged runs: merge even where configs differ for the same algorithm and task",
+    )
     sub.add_parser("list", help="list algorithms, tasks and suites")
+    co = sub.add_parser(
+        "costs", help="refresh benchmark/costs.csv (the plan's estimates) from a finished run"
+    )
+    co.add_argument("run", help="run id under results/ or a path")
+    co.add_argument("--results", default="results")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -56,18 +128,48 @@ def main(argv: list[str] | None = None) -> int:
         print("tasks:", ", ".join(TASKS))
         print("suites:", ", ".join(available_suites()))
         return 0
-    if args.cmd == "plots":
-        from benchmark.plots import render
+    if args.cmd == "costs":
+        from benchmark import costs
 
         run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.results) / args.run
-        if not (run_dir / "curves.csv").exists():
-            print(f"error: no curves.csv in {run_dir}", file=sys.stderr)
+        try:
+            rows = costs.refresh(run_dir)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
-        for f in render(run_dir):
+        if not rows:
+            print(f"error: {run_dir} has no finished trial to measure", file=sys.stderr)
+            return 2
+        print(f"updated {len(rows)} row(s) of {costs.COSTS}:")
+        for c in rows.values():
+            print(costs.describe(c))
+        return 0
+    if args.cmd == "plots":
+        from benchmark.collect import DuplicateRowsError
+        from benchmark.plots import MergeError, merge_runs, render
+
+        names = _csv(args.run) or []
+        run_dirs = [Path(n) if Path(n).is_dir() else Path(args.results) / n for n in names]
+        missing = [d for d in run_dirs if not (d / "curves.csv").exists()]
+        if not run_dirs or missing:
+            where = missing[0] if missing else repr(args.run)
+            print(f"error: no curves.csv in {where}", file=sys.stderr)
+            return 2
+        if len(run_dirs) == 1:
+            files = render(run_dirs[0])
+        else:
+            out = Path(args.results) / (args.out or "+".join(d.name for d in run_dirs))
+            try:
+                files = merge_runs(run_dirs, out, allow_config_mismatch=args.allow_config_mismatch)
+            except (MergeError, DuplicateRowsError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
+        for f in files:
             print(f)
         return 0
 
-    from benchmark.suites import GridRequest, parse_set
+    from benchmark.suites import GridRequest, parse_seeds, parse_set, parse_setting
+    from benchmark.tune_adapter import ClusterError
 
     results = Path(args.results)
     try:
@@ -76,34 +178,59 @@ def main(argv: list[str] | None = None) -> int:
             if not (run_dir / "trials.json").exists():
                 raise ConfigError(f"no run {args.resume!r} under {results} to resume")
             specs = runmod.pending(run_dir)
+            resume = runmod.resume_points(run_dir, specs)
             print(f"resuming {run_dir.name}: {len(specs)} unfinished trial(s)")
         else:
             req = GridRequest(
                 suite=args.suite,
                 algos=_csv(args.algos),
                 tasks=_csv(args.envs),
-                seeds=args.seeds,
-                steps=args.steps,
-                eval_every=args.eval_every,
-                eval_episodes=args.eval_episodes,
+                seeds=None if args.seeds is None else parse_seeds(args.seeds),
+                steps=parse_setting(args.steps, "steps"),
+                eval_every=parse_setting(args.eval_every, "eval_every"),
+                eval_episodes=parse_setting(args.eval_episodes, "eval_episodes"),
                 overrides=parse_set(args.set),
                 device=args.device,
                 threads=args.cpus_per_trial,
             )
-            run_dir, specs = runmod.plan(req, results, args.run_id)
-            print(f"run {run_dir.name}: {len(specs)} trial(s) -> {run_dir}")
+            make = runmod.check if args.dry_run else runmod.plan
+            run_dir, specs = make(req, results, args.run_id)
+            resume = None
+            where = "(dry run: not created)" if args.dry_run else f"-> {run_dir}"
+            print(f"run {run_dir.name}: {len(specs)} trial(s) {where}")
     except (ConfigError, UnknownNameError, runmod.RunExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if specs:
-        runmod.execute_all(
-            run_dir,
-            specs,
-            use_ray=not args.no_ray,
-            cpus_per_trial=args.cpus_per_trial,
-            gpus_per_trial=args.gpus_per_trial,
-            num_cpus=args.num_cpus,
-        )
+    use_ray = not args.no_ray
+    plan = runmod.format_plan(
+        specs,
+        use_ray=use_ray,
+        cpus_per_trial=args.cpus_per_trial,
+        num_cpus=args.num_cpus,
+        resume=resume,
+    )
+    print(plan, flush=True)
+    if args.dry_run:
+        print("dry run: nothing was started or written")
+        return 0
+    try:
+        if specs:
+            runmod.execute_all(
+                run_dir,
+                runmod.longest_first(specs, resume),
+                use_ray=use_ray,
+                cpus_per_trial=args.cpus_per_trial,
+                gpus_per_trial=args.gpus_per_trial,
+                num_cpus=args.num_cpus,
+                checkpoint_every_s=args.checkpoint_every,
+                progress_every_s=args.progress_every,
+            )
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the report
+        return runmod.interrupted(run_dir)
+    except ClusterError as e:  # RAY_ADDRESS: checked before any trial starts
+        print(f"error: {e}", file=sys.stderr)
+        return runmod.EXIT_BAD_INPUT
     return runmod.finish(run_dir)
 
 

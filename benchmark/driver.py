@@ -9,16 +9,32 @@ the same way. It emits tidy rows ``{"env_step", "wallclock_s", "metric", "value"
   step 0;
 - ``train_return`` / ``train_length``: each finished training episode;
 - ``steps_per_s``: training throughput since the previous evaluation;
-- the algorithm's own metrics: the mean of ``update()`` values since the previous evaluation,
-  ``on_episode_end()`` values at each episode end, ``eval_metrics()`` at each evaluation.
+- the algorithm's own metrics, from three sources: the mean of ``update()`` values since the
+  previous evaluation (logged at the evaluation), ``on_episode_end()`` values at each episode end,
+  ``eval_metrics()`` at each evaluation.
 
-With a ``trial_dir`` it checkpoints at the first training-episode boundary after each evaluation and
-resumes from there: every training episode resets with a seed derived from (seed, episode index),
-so a resumed trial continues exactly where the uninterrupted one would have been.
+One value per (env step, metric): a plugin returns each metric name from one hook only, the one
+where the value belongs, and never repeats a name in another (a value that is "the latest refit's
+holdout error" is logged with the refit, not again at the evaluation). Statistics of a model refit
+(``model_err_h{k}``, ``model_holdout_mse``, ``model_train_loss``, ``model_epochs``) come from the
+hook that schedules the refit: ``update()`` for MBPO and Dyna (the mean over the refits since the
+previous evaluation), ``on_episode_end()`` for the planners' data loop (the mean over the refits of
+that episode). ``eval_metrics()`` holds what only exists at an evaluation (planner statistics
+since the previous one). :func:`run_trial` refuses a second value for the same (env step, metric)
+with :class:`DuplicateMetric` (a plugin bug), and ``benchmark.collect`` refuses one in a run.
+
+With a ``trial_dir`` it checkpoints at the first training-episode boundary after each evaluation,
+and at every training-episode end once ``checkpoint_every_s`` seconds of trial time have passed
+since the last save, and resumes from there: every training episode resets with a seed derived from
+(seed, episode index), so a resumed trial continues exactly where the uninterrupted one would have
+been. A training episode is the unit of resumption: an interruption loses the episode in progress
+(the environments' internal state is not saved), never more than ``checkpoint_every_s`` plus one
+episode of work.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -42,6 +58,10 @@ Row = dict[str, Any]
 
 class TrialDiverged(RuntimeError):
     """A metric, action or observation became NaN or infinite."""
+
+
+class DuplicateMetric(RuntimeError):
+    """A trial emitted a second value for the same (env step, metric): a plugin bug."""
 
 
 @dataclass(frozen=True)
@@ -70,19 +90,37 @@ class TrialSpec:
         return f"{self.algo}|{self.task}|s{self.seed}"
 
 
+_TASK_SPECS: dict[str, tuple[Any, TaskSpec]] = {}
+
+
+def task_spec(name: str) -> TaskSpec:
+    """``TASKS[name].resolve()``, once per process: resolving builds the task's env, and the grid
+    check, the plan's resolved configs and the trial itself all need it."""
+    entry = TASKS[name]
+    cached = _TASK_SPECS.get(name)
+    if cached is None or cached[0] is not entry:  # a task registered again (tests) is re-read
+        cached = _TASK_SPECS[name] = (entry, entry.resolve())
+    return cached[1]
+
+
 def resolve_config(spec: TrialSpec) -> tuple[type[Algorithm], AlgoConfig]:
-    """The plugin class and its config with the trial's overrides applied (no env is built)."""
+    """The plugin class and the config the trial runs with: the trial's overrides applied, the
+    task's capabilities checked, then every per-task value filled in
+    (:meth:`~algorithms.api.Algorithm.resolve_config`). Raises on bad input."""
     cls = get_algorithm(spec.algo)
-    where = f"{spec.algo} on {TASKS[spec.task].name}"
-    return cls, apply_overrides(cls.Config(), dict(spec.overrides), where=where)
+    task = task_spec(spec.task)
+    config = apply_overrides(
+        cls.Config(), dict(spec.overrides), where=f"{spec.algo} on {task.name}"
+    )
+    cls.check_task(task, config)
+    return cls, cls.resolve_config(task, config)
 
 
 def resolve(spec: TrialSpec) -> tuple[type[Algorithm], TaskSpec, AlgoConfig]:
-    """Check a trial before running it: names, overrides and capabilities. Raises on bad input."""
+    """Check a trial before running it: names, overrides and capabilities. Raises on bad input.
+    Returns the plugin class, the task and the resolved config."""
     cls, config = resolve_config(spec)
-    task = TASKS[spec.task].resolve()
-    cls.check_task(task, config)
-    return cls, task, config
+    return cls, task_spec(spec.task), config
 
 
 def _device(name: str) -> torch.device:
@@ -136,12 +174,19 @@ def run_trial(
     *,
     trial_dir: str | Path | None = None,
     report: Callable[[list[Row], list[Row]], None] | None = None,
+    checkpoint_every_s: float = 120.0,
+    progress: dict[str, Any] | None = None,
 ) -> list[Row]:
     """Run ``spec`` to its budget and return every row it emitted.
 
     ``report(new_rows, all_rows)`` is called after each evaluation (the Ray adapter forwards to
     Tune; the trial folder rewrites its curve).
-    With ``trial_dir``, a checkpoint there is resumed and refreshed after each evaluation.
+    With ``trial_dir``, a checkpoint there is resumed, and refreshed at the first training-episode
+    end after each evaluation and at every episode end ``checkpoint_every_s`` seconds of trial time
+    after the last save (``checkpoint.pt``, with ``checkpoint.json`` saying where it stands).
+    ``progress``, when given, is kept up to date for a progress printer in another thread:
+    ``step``, ``eval_return``, ``train_return``, ``t0`` (``time.perf_counter()`` at trial time 0),
+    ``start_step`` and ``start_time`` (where and when this process started or resumed).
     """
     cls, task, config = resolve(spec)
     if spec.threads:
@@ -173,12 +218,29 @@ def run_trial(
         log.info("%s: resumed at env step %d", spec.label, step)
 
     t0 = time.perf_counter() - elapsed0
+    last_save = time.perf_counter()
+    if progress is not None:
+        progress.update(step=step, t0=t0, start_step=step, start_time=time.perf_counter())
+        for metric in ("eval_return", "train_return"):
+            progress[metric] = next(
+                (r["value"] for r in reversed(rows) if r["metric"] == metric), None
+            )
     pending: list[Row] = []
     last_eval_time, last_eval_step = time.perf_counter(), step
     save_at_episode_end = False
 
     def emit(metric: str, value: float, at: int) -> None:
         _check_finite(spec.label, metric, value)
+        for prev in reversed(rows):  # rows are in step order: only the tail can share ``at``
+            if prev["env_step"] != at:
+                break
+            if prev["metric"] == metric:
+                raise DuplicateMetric(
+                    f"{spec.label}: metric {metric!r} emitted twice at env step {at} "
+                    f"({prev['value']!r}, then {float(value)!r}). Return each metric name from "
+                    "one hook only (update, on_episode_end or eval_metrics), or rename one copy: "
+                    "see benchmark/driver.py's docstring"
+                )
         row = {
             "env_step": at,
             "wallclock_s": time.perf_counter() - t0,
@@ -197,6 +259,8 @@ def run_trial(
             emit("eval_length", length, step)
         else:
             mean = math.nan
+        if progress is not None:
+            progress.update(step=step, eval_return=None if math.isnan(mean) else mean)
         now = time.perf_counter()
         if step > last_eval_step:
             emit("steps_per_s", (step - last_eval_step) / max(now - last_eval_time, 1e-9), step)
@@ -206,20 +270,13 @@ def run_trial(
         counts.clear()
         for k, v in algo.eval_metrics().items():
             emit(k, v, step)
-        log.info(
-            "%s: step %d/%d eval_return %.1f (%.0f s)",
-            spec.label,
-            step,
-            spec.total_steps,
-            mean,
-            time.perf_counter() - t0,
-        )
         if report is not None:
             report(list(pending), rows)
         pending.clear()
         last_eval_time, last_eval_step = time.perf_counter(), step
 
     def save() -> None:
+        nonlocal last_save
         assert ckpt_path is not None
         state = {
             "algo": algo.state_dict(),
@@ -237,6 +294,15 @@ def run_trial(
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, ckpt_path)
+        where = {
+            "step": step,
+            "episode": episode,
+            "next_eval": next_eval,
+            "elapsed": state["elapsed"],
+        }
+        ckpt_path.with_suffix(".json.tmp").write_text(json.dumps(where))
+        os.replace(ckpt_path.with_suffix(".json.tmp"), ckpt_path.with_suffix(".json"))
+        last_save = time.perf_counter()
 
     try:
         while step < spec.total_steps:
@@ -265,20 +331,26 @@ def run_trial(
                 ep_len += 1
                 obs = next_obs
                 done = terminated or truncated
+                if progress is not None:
+                    progress["step"] = step
             episode += 1
             emit("train_return", ep_return, step)
             emit("train_length", ep_len, step)
             for k, v in algo.on_episode_end().items():
                 emit(k, v, step)
-            if save_at_episode_end and step < spec.total_steps:
+            if progress is not None:
+                progress["train_return"] = ep_return
+            due = time.perf_counter() - last_save >= checkpoint_every_s
+            if (save_at_episode_end or (due and ckpt_path is not None)) and step < spec.total_steps:
                 save()
                 save_at_episode_end = False
         do_eval()
     finally:
         env.close()
         eval_env.close()
-    if ckpt_path is not None and ckpt_path.exists():
-        ckpt_path.unlink()
+    if ckpt_path is not None:
+        ckpt_path.unlink(missing_ok=True)
+        ckpt_path.with_suffix(".json").unlink(missing_ok=True)
     return rows
 
 

@@ -10,12 +10,24 @@ Writes into ``results/<run>/``:
 - ``plots/<task>_model_error.png``: the compounding-error curve, held-out ``k``-step model error
   (``model_err_h{k}``) against ``k``, for every algorithm that logs it;
 - ``summary.md`` / ``summary.tex``: final return per task and algorithm (mean, IQM, 95% CI).
+
+``python -m benchmark plots a,b`` merges finished runs (e.g. seeds 3-4 run later next to seeds
+0-2) into a new folder, ``results/a+b/`` or ``--out NAME`` (never an existing one), with the
+concatenated ``curves.csv`` and ``trials.csv``, a ``meta.json`` naming its sources, and the same
+figures and tables (:func:`merge_runs`). Runs whose resolved configs (or budgets) differ for the
+same algorithm and task are refused unless ``--allow-config-mismatch``; the same (algorithm,
+task, seed) in two runs is always refused.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -26,7 +38,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
-from benchmark.collect import load_curves
+from benchmark.collect import check_unique, load_curves
 from benchmark.stats import summary
 
 EVAL = "eval_return"
@@ -203,3 +215,125 @@ def write_tables(table: pd.DataFrame, run_dir: Path) -> list[Path]:
         .replace("±", r"$\pm$")
     )
     return [md, tex]
+
+
+class MergeError(ValueError):
+    """Runs that cannot be merged (differing configs, a trial in two runs, a missing file)."""
+
+
+#: Trial settings compared across merged runs next to the resolved configs.
+BUDGET = ("total_steps", "eval_every", "eval_episodes")
+
+
+def _run_settings(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """``{"algo__task": {field: value}}``: the resolved config and the budget of each pair."""
+    meta = json.loads((run_dir / "meta.json").read_text())
+    out = {k: dict(v) for k, v in (meta.get("resolved_configs") or {}).items()}
+    trials = run_dir / "trials.json"
+    for spec in json.loads(trials.read_text()) if trials.exists() else []:
+        pair = out.setdefault(f"{spec['algo']}__{spec['task']}", {})
+        pair.update({f"trial.{k}": spec[k] for k in BUDGET if k in spec})
+    return out
+
+
+def config_mismatches(run_dirs: Sequence[Path]) -> list[str]:
+    """One line per (algorithm, task) whose resolved config or budget differs between runs,
+    naming the differing fields and their values per run."""
+    settings = {d.name: _run_settings(d) for d in run_dirs}
+    lines = []
+    pairs = sorted({p for s in settings.values() for p in s})
+    for pair in pairs:
+        present = {run: s[pair] for run, s in settings.items() if pair in s}
+        if len(present) < 2:
+            continue
+        fields = sorted({f for cfg in present.values() for f in cfg})
+        diff = [f for f in fields if len({json.dumps(c.get(f)) for c in present.values()}) > 1]
+        if diff:
+            algo, _, task = pair.partition("__")
+            shown = "; ".join(
+                f"{f}: " + ", ".join(f"{run}={c.get(f)!r}" for run, c in present.items())
+                for f in diff
+            )
+            lines.append(f"{algo} on {task}: {shown}")
+    return lines
+
+
+def merge_runs(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    allow_config_mismatch: bool = False,
+) -> list[Path]:
+    """Merge finished runs into ``out_dir`` (which must not exist) and render it; returns the
+    files written. Raises :class:`MergeError` before writing anything when the runs cannot be
+    compared (see the module docstring)."""
+    dirs = [Path(d) for d in run_dirs]
+    out = Path(out_dir)
+    if len({d.resolve() for d in dirs}) != len(dirs):
+        raise MergeError("a run is named twice; list each run once")
+    for d in dirs:
+        for name in ("curves.csv", "meta.json"):
+            if not (d / name).exists():
+                raise MergeError(f"no {name} in {d}: merge finished runs only")
+    if out.exists():
+        raise MergeError(
+            f"{out} exists; results are never overwritten. Pass --out with another name"
+        )
+    curves = []
+    for d in dirs:
+        c = load_curves(d)
+        check_unique(c, where=str(d))
+        curves.append(c.assign(run_id=d.name))
+    seen: dict[tuple[str, str, int], str] = {}
+    for d, c in zip(dirs, curves, strict=True):
+        for algo, env, seed in c[["algo", "env", "seed"]].drop_duplicates().itertuples(index=False):
+            key = (algo, env, int(seed))
+            if key in seen:
+                raise MergeError(
+                    f"{algo} on {env} seed {seed} is in both {seen[key]} and {d.name}: merge runs "
+                    "with different seeds (e.g. SEEDS=3-4 next to SEEDS=3)"
+                )
+            seen[key] = d.name
+    mismatches = config_mismatches(dirs)
+    if mismatches and not allow_config_mismatch:
+        raise MergeError(
+            "the runs' configs differ for the same algorithm and task ("
+            + " | ".join(mismatches)
+            + "); pass --allow-config-mismatch to merge them anyway"
+        )
+    trials = [
+        pd.read_csv(d / "trials.csv").assign(run_id=d.name)
+        for d in dirs
+        if (d / "trials.csv").exists()
+    ]
+    metas = {d.name: json.loads((d / "meta.json").read_text()) for d in dirs}
+    configs: dict[str, Any] = {}
+    for m in metas.values():
+        for pair, cfg in (m.get("resolved_configs") or {}).items():
+            configs.setdefault(pair, cfg)
+    out.mkdir(parents=True)
+    merged = pd.concat(curves, ignore_index=True)
+    merged.to_csv(out / "curves.csv", index=False)
+    if trials:
+        t = pd.concat(trials, ignore_index=True)
+        t[["run_id", *[c for c in t.columns if c != "run_id"]]].to_csv(
+            out / "trials.csv", index=False
+        )
+    meta = {
+        "run_id": out.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+        "merged_from": [d.name for d in dirs],
+        "sources": {
+            run: {k: m.get(k) for k in ("created", "finished", "git", "request", "trial_status")}
+            for run, m in metas.items()
+        },
+        "allow_config_mismatch": allow_config_mismatch,
+        "config_mismatches": mismatches,
+    }
+    if mismatches:  # each run's own, since they differ
+        meta["resolved_configs_by_run"] = {r: m.get("resolved_configs") for r, m in metas.items()}
+    else:
+        meta["resolved_configs"] = configs
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+    return render(out)

@@ -1,13 +1,19 @@
 """A benchmark run: validate the grid, create ``results/<run>/``, run the trials, collect, plot.
 
-``make benchmark ALGOS=sac,rs ENVS=pendulum SEEDS=3`` ends up in :func:`main` here via
-``python -m benchmark run``. Bad input fails in :func:`plan`, before Ray is imported.
+``make benchmark ALGOS=sac,rs ENVS=pendulum SEEDS=3`` ends up here via ``python -m benchmark run``.
+Bad input fails in :func:`check`, before Ray is imported; :func:`format_plan` prints the grid and
+its estimated wall time before any trial starts.
+
+Exit statuses of ``python -m benchmark run`` (:func:`finish`, :func:`interrupted`):
+``0`` every trial finished, ``3`` some trials failed, ``130`` interrupted (Ctrl-C; resume with
+``make benchmark RESUME=<run-id>``), ``2`` bad input (nothing started).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import platform
 import subprocess
@@ -19,11 +25,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmark import costs
 from benchmark.driver import TrialSpec, resolve_config
 from benchmark.suites import GridRequest, expand
-from benchmark.trial import execute, read_status, trial_name
+from benchmark.trial import execute, read_checkpoint, read_status, trial_name
 
 RESULTS = Path("results")
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+"""Exit statuses of ``python -m benchmark run`` (130: the shell's convention for SIGINT)."""
 PACKAGES = ["torch", "numpy", "gymnasium", "mujoco", "pandas", "seaborn", "ray", "scipy"]
 
 
@@ -66,8 +75,8 @@ def new_run_id(suite: str) -> str:
     return f"{suite}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def plan(req: GridRequest, results: Path, run_id: str | None) -> tuple[Path, list[TrialSpec]]:
-    """Validate ``req`` and create the run folder with ``meta.json`` and ``trials.json``."""
+def check(req: GridRequest, results: Path, run_id: str | None) -> tuple[Path, list[TrialSpec]]:
+    """Validate ``req`` and the run folder's name without creating anything (``--dry-run``)."""
     specs = expand(req)  # raises on any bad input, before Ray and before touching results/
     run_id = run_id or new_run_id(Path(req.suite).stem)
     run_dir = results / run_id
@@ -76,12 +85,18 @@ def plan(req: GridRequest, results: Path, run_id: str | None) -> tuple[Path, lis
             f"{run_dir} exists; results are never overwritten. Resume it with RESUME={run_id} "
             "(python -m benchmark run --resume ...) or choose another RUN=..."
         )
+    return run_dir, specs
+
+
+def plan(req: GridRequest, results: Path, run_id: str | None) -> tuple[Path, list[TrialSpec]]:
+    """Validate ``req`` and create the run folder with ``meta.json`` and ``trials.json``."""
+    run_dir, specs = check(req, results, run_id)
     run_dir.mkdir(parents=True)
     configs = {}
     for s in specs:
         key = f"{s.algo}__{s.task}"
         if key not in configs:
-            _, cfg = resolve_config(s)  # already validated by expand
+            _, cfg = resolve_config(s)  # per-task values filled in; the env is not built again
             configs[key] = {"class": type(cfg).__qualname__, **dataclasses.asdict(cfg)}
     meta = {
         "run_id": run_id,
@@ -98,10 +113,68 @@ def plan(req: GridRequest, results: Path, run_id: str | None) -> tuple[Path, lis
     return run_dir, specs
 
 
+def planned(run_dir: Path) -> list[TrialSpec]:
+    """Every trial of a run, as planned in its ``trials.json``."""
+    return [TrialSpec(**d) for d in json.loads((run_dir / "trials.json").read_text())]
+
+
 def pending(run_dir: Path) -> list[TrialSpec]:
     """Trials of a run not finished yet (failed and interrupted ones run again, resuming)."""
-    specs = [TrialSpec(**d) for d in json.loads((run_dir / "trials.json").read_text())]
-    return [s for s in specs if read_status(run_dir / "trials" / trial_name(s))["status"] != "done"]
+    return [
+        s
+        for s in planned(run_dir)
+        if read_status(run_dir / "trials" / trial_name(s))["status"] != "done"
+    ]
+
+
+def resume_points(run_dir: Path, specs: Sequence[TrialSpec]) -> dict[str, costs.Resume]:
+    """Where each trial picks up: its checkpoint's env step and next evaluation, or the start."""
+    out = {}
+    for s in specs:
+        tdir = run_dir / "trials" / trial_name(s)
+        ckpt = read_checkpoint(tdir) if (tdir / "checkpoint.pt").exists() else None
+        if ckpt is not None:
+            out[s.label] = costs.Resume(step=int(ckpt["step"]), next_eval=int(ckpt["next_eval"]))
+    return out
+
+
+def slots(*, use_ray: bool, cpus_per_trial: float, num_cpus: int | None) -> tuple[int, str]:
+    """Parallel trial slots of this run and how they were counted."""
+    if not use_ray:
+        return 1, "--no-ray: one trial at a time"
+    cpus = num_cpus or costs.available_cpus()
+    n = max(int(cpus // max(cpus_per_trial, 1e-9)), 1)
+    note = f"{cpus} CPU(s) // {cpus_per_trial:g} per trial"
+    if os.environ.get("RAY_ADDRESS"):
+        note += "; RAY_ADDRESS is set: this machine's CPUs, the cluster's may differ"
+    return n, note
+
+
+def format_plan(
+    specs: Sequence[TrialSpec],
+    *,
+    use_ray: bool = True,
+    cpus_per_trial: float = 1.0,
+    num_cpus: int | None = None,
+    resume: dict[str, costs.Resume] | None = None,
+) -> str:
+    """The grid as a table with per-trial estimates and the estimated wall time."""
+    n, note = slots(use_ray=use_ray, cpus_per_trial=cpus_per_trial, num_cpus=num_cpus)
+    return costs.format_plan(specs, slots=n, slots_note=note, resume=resume)
+
+
+def longest_first(
+    specs: Sequence[TrialSpec], resume: dict[str, costs.Resume] | None = None
+) -> list[TrialSpec]:
+    """``specs`` in the order the plan's estimate assumes: unestimated, then longest first."""
+    table, resume = costs.load(), resume or {}
+
+    def key(s: TrialSpec) -> float:
+        r = resume.get(s.label, costs.Resume())
+        est = costs.estimate(s, table, from_step=r.step, next_eval=r.next_eval)
+        return -math.inf if est is None else -est
+
+    return sorted(specs, key=key)
 
 
 def execute_all(
@@ -112,8 +185,17 @@ def execute_all(
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     num_cpus: int | None = None,
+    checkpoint_every_s: float = 120.0,
+    progress_every_s: float = 30.0,
 ) -> None:
-    """Run ``specs`` (through Ray Tune, or in this process when ``use_ray`` is False)."""
+    """Run ``specs`` (through Ray Tune, or in this process when ``use_ray`` is False).
+
+    Ctrl-C raises ``KeyboardInterrupt`` out of here once Ray (if any) is shut down; the trial that
+    ran records itself ``interrupted`` (a Ray worker's stays ``running``: :func:`collect` reads it
+    as interrupted)."""
+    from benchmark.tune_adapter import stop_leftover_ray
+
+    stop_leftover_ray(run_dir.parent)  # of runs whose driver was killed (kill -9)
     attempt = (
         len(list((run_dir / "ray").glob("attempt-*"))) + 1 if (run_dir / "ray").exists() else 1
     )
@@ -127,27 +209,72 @@ def execute_all(
             cpus_per_trial=cpus_per_trial,
             gpus_per_trial=gpus_per_trial,
             num_cpus=num_cpus,
+            checkpoint_every_s=checkpoint_every_s,
+            progress_every_s=progress_every_s,
         )
         return
     for s in specs:
         try:
-            execute(s, run_dir / "trials" / trial_name(s))
+            execute(
+                s,
+                run_dir / "trials" / trial_name(s),
+                checkpoint_every_s=checkpoint_every_s,
+                progress_every_s=progress_every_s,
+            )
         except Exception as e:  # recorded in status.json; the grid goes on
             print(f"[{s.label}] FAILED: {type(e).__name__}: {e}", file=sys.stderr)
 
 
+def _update_meta(run_dir: Path, trials: Any, *, ended: str) -> dict[str, Any]:
+    """Record how the run (this attempt) ended: ``finished`` or ``interrupted``, with a time."""
+    meta_path = run_dir / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("finished", "interrupted"):
+        meta.pop(key, None)
+    meta[ended] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    meta["trial_status"] = trials["status"].value_counts().to_dict() if len(trials) else {}
+    meta_path.write_text(json.dumps(meta, indent=2, default=str))
+    return meta
+
+
+def interrupted(run_dir: Path) -> int:
+    """After Ctrl-C: write ``curves.csv`` and ``trials.csv`` (every planned trial with its status),
+    but no summary or plot (unfinished trials are not final); say how to resume; 130."""
+    from benchmark.collect import collect
+
+    _, trials = collect(run_dir)
+    _update_meta(run_dir, trials, ended="interrupted")
+    counts = trials["status"].value_counts().to_dict() if len(trials) else {}
+    parts = [f"{counts.get(k, 0)} {k}" for k in ("done", "interrupted", "not started")]
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']} failed")
+    for r in trials.itertuples() if counts else []:  # a Ray node that died says so
+        if r.status == "interrupted" and isinstance(r.error, str) and r.error:
+            print(f"  {r.algo}|{r.env}|s{r.seed}: interrupted: {r.error}", file=sys.stderr)
+    print(
+        f"\nrun {run_dir.name} INTERRUPTED: {', '.join(parts)} (of {len(trials)} planned). "
+        f"Curves so far: {run_dir / 'curves.csv'}; trials: {run_dir / 'trials.csv'}; no summary or "
+        f"plots until the run has finished.\n"
+        f"Resume with: make benchmark RESUME={run_dir.name}\n"
+        f"  (python -m benchmark run --resume {run_dir.name}: finished trials are kept, "
+        "interrupted ones continue from their last checkpoint)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return EXIT_INTERRUPTED
+
+
 def finish(run_dir: Path) -> int:
-    """Collect curves, render plots and tables, print a summary; 0 when every trial finished."""
+    """Collect curves, render plots and tables, print a summary; 0 when every trial finished,
+    3 when some failed, 130 (:func:`interrupted`) when a Ray node died under some trials."""
     from benchmark.collect import collect
     from benchmark.plots import render
 
     curves, trials = collect(run_dir)
+    if len(trials) and (trials["status"] == "interrupted").any():
+        return interrupted(run_dir)  # a Ray node died under its trials: resumable, not final
     files = render(run_dir) if len(curves) else []
-    meta_path = run_dir / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    meta["trial_status"] = trials["status"].value_counts().to_dict() if len(trials) else {}
-    meta_path.write_text(json.dumps(meta, indent=2, default=str))
+    meta = _update_meta(run_dir, trials, ended="finished")
 
     print(f"\nrun {run_dir.name}: {meta['trial_status']}")
     if (run_dir / "summary.md").exists():
@@ -158,4 +285,4 @@ def finish(run_dir: Path) -> int:
     print(f"curves: {run_dir / 'curves.csv'}; {len(files)} figures/tables under {run_dir}")
     if len(failed):
         print(f"resume unfinished trials with: make benchmark RESUME={run_dir.name}")
-    return 0 if len(failed) == 0 else 3
+    return EXIT_OK if len(failed) == 0 else EXIT_FAILED

@@ -5,9 +5,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = {"diverging": "faulty_plugins:Diverging", "crashing": "faulty_plugins:Crashing"}
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two pytest-xdist workers on two cores: one torch thread each, as every
+    # trial of the driver uses (TrialSpec.threads), so that the workers do not oversubscribe.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -6,12 +6,27 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+import typing
 from dataclasses import dataclass
+from typing import Annotated
 
 import pytest
 
 from algorithms import ALGORITHMS, get_algorithm
-from algorithms.api import AlgoConfig, Algorithm, ConfigError, apply_overrides
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    ConfigError,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveFraction,
+    PositiveInt,
+    Range,
+    UnitInterval,
+    apply_overrides,
+    check_config,
+)
 from envs import TASKS, UnknownNameError
 
 
@@ -91,3 +106,156 @@ def test_bare_yaml_booleans_fill_string_literals():
     assert apply_overrides(CEMConfig(), {"model": True}).model == "true"
     with pytest.raises(ConfigError):
         apply_overrides(CEMConfig(), {"model": False})  # "false" is not a choice
+
+
+# ---------------------------------------------------------------- declared ranges
+@dataclass(frozen=True)
+class _Ranged(AlgoConfig):
+    lr: PositiveFloat = 1e-3
+    """test"""
+    gamma: PositiveFraction = 0.99
+    """test"""
+    p: UnitInterval = 0.5
+    """test"""
+    hidden: PositiveInt = 2
+    """test"""
+    warmup: NonNegativeInt = 0
+    """test"""
+    decay: NonNegativeFloat = 0.0
+    """test"""
+    factor: Annotated[float, Range(gt=1, lt=10)] = 2.0
+    """test"""
+    epochs: PositiveInt | None = None
+    """test"""
+    sizes: tuple[PositiveInt, ...] = (3, 3)
+    """test"""
+    schedule: tuple[NonNegativeInt, PositiveInt] | None = None
+    """test"""
+    cost: NonNegativeFloat | tuple[NonNegativeFloat, ...] = 1.0
+    """test"""
+
+
+def test_range_contains_and_reads():
+    assert 0.5 in Range(gt=0) and 0 not in Range(gt=0) and 0 in Range(ge=0)
+    assert 1 in Range(ge=0, le=1) and 1 not in Range(ge=0, lt=1)
+    assert float("nan") not in Range(gt=0) and float("inf") in Range(gt=0)
+    assert [str(r) for r in (Range(gt=0), Range(ge=1), Range(le=2), Range(lt=0.5))] == [
+        "> 0",
+        ">= 1",
+        "<= 2",
+        "< 0.5",
+    ]
+    assert str(Range(ge=0, le=1)) == "in [0, 1]" and str(Range(gt=0, le=1)) == "in (0, 1]"
+    assert str(Range(gt=1, lt=10)) == "in (1, 10)" and str(Range()) == "any number"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("lr", -1, "must be > 0, got -1.0"),
+        ("lr", 0.0, "must be > 0, got 0.0"),
+        ("gamma", 0, "must be in (0, 1], got 0.0"),
+        ("gamma", 1.01, "must be in (0, 1], got 1.01"),
+        ("p", -0.1, "must be in [0, 1], got -0.1"),
+        ("hidden", 0, "must be >= 1, got 0"),
+        ("warmup", -1, "must be >= 0, got -1"),
+        ("decay", -1e-9, "must be >= 0, got -1e-09"),
+        ("factor", 1, "must be in (1, 10), got 1.0"),
+        ("epochs", 0, "must be >= 1, got 0"),
+        ("sizes", [3, 0], "must have every element >= 1, got (3, 0)"),
+        ("schedule", [0, 0], "must have element 2 >= 1, got (0, 0)"),
+        ("cost", -1, "must be >= 0, got -1.0"),
+        ("cost", [1, -1], "must have every element >= 0, got (1.0, -1.0)"),
+    ],
+)
+def test_out_of_range_overrides_fail_in_one_line(key, value, why):
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(_Ranged(), {key: value}, where="x on y")
+    assert str(e.value) == f"hyperparameter {key!r} of _Ranged (x on y) {why}"
+
+
+def test_in_range_overrides_are_coerced_through_annotations():
+    cfg = apply_overrides(
+        _Ranged(),
+        {
+            "lr": 1,
+            "gamma": 1,
+            "p": 0,
+            "warmup": 0,
+            "epochs": None,
+            "sizes": [1, 5],
+            "schedule": [0, 1],
+            "cost": [0, 2],
+        },
+    )
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.gamma == 1.0 and cfg.p == 0.0
+    assert cfg.sizes == (1, 5) and cfg.schedule == (0, 1) and cfg.cost == (0.0, 2.0)
+    with pytest.raises(ConfigError, match=r"'hidden' of _Ranged must be int, got 2.5 \(float\)"):
+        apply_overrides(_Ranged(), {"hidden": 2.5})
+    with pytest.raises(ConfigError, match=r"'epochs' of _Ranged must be int \| None"):
+        apply_overrides(_Ranged(), {"epochs": "x"})
+
+
+def test_scientific_notation_text_is_a_float_for_float_fields_only():
+    """YAML 1.1 reads ``1e-3`` as text; float fields take the number, other fields do not."""
+    assert apply_overrides(_Cfg(), {"lr": "1e-3"}).lr == 0.001
+    assert apply_overrides(_Cfg(), {"lr": "-2.5E+2", "target": "3e2"}).target == 300.0
+    assert apply_overrides(_Ranged(), {"lr": "5e-4"}).lr == 5e-4
+    assert apply_overrides(_Cfg(), {"mode": "1e-3"}).mode == "1e-3"  # a str field keeps text
+    for key, value in (("layers", "1e3"), ("lr", "fast"), ("lr", "nan"), ("lr", "1e")):
+        with pytest.raises(ConfigError, match=f"'{key}'.*must be"):
+            apply_overrides(_Cfg(), {key: value})
+    with pytest.raises(ConfigError, match=r"must be > 0, got -0\.001"):
+        apply_overrides(_Ranged(), {"lr": "-1e-3"})
+
+
+def _config_classes() -> list[type]:
+    from algorithms.learners.sac import SACLearnerConfig
+    from algorithms.models.ensemble import EnsembleConfig
+    from algorithms.planners.ilqg import ILQGOptions
+
+    return [get_algorithm(n).Config for n in ALGORITHMS.names()] + [
+        SACLearnerConfig,
+        EnsembleConfig,
+        ILQGOptions,
+    ]
+
+
+@pytest.mark.parametrize("cls", _config_classes(), ids=lambda c: c.__qualname__)
+def test_defaults_satisfy_their_declared_ranges(cls):
+    check_config(cls())
+    hints = typing.get_type_hints(cls, include_extras=True)
+    ranged = [k for k, tp in hints.items() if "Range(" in repr(tp)]
+    numeric = [k for k, tp in typing.get_type_hints(cls).items() if _is_number_type(tp)]
+    missing = sorted(set(numeric) - set(ranged) - UNRANGED.get(cls.__qualname__, set()))
+    assert not missing, f"{cls.__qualname__}: numeric fields without a declared range: {missing}"
+
+
+#: numeric fields whose every value is valid (a target, a bound whose sign is free)
+UNRANGED = {
+    "SACConfig": {"target_entropy"},
+    "SACLearnerConfig": {"target_entropy"},
+    "MBPOConfig": {"target_entropy"},
+    "DynaConfig": {"target_entropy"},
+    "EnsembleConfig": {"init_max_logvar", "init_min_logvar"},
+}
+
+
+def _is_number_type(tp: object) -> bool:
+    args = typing.get_args(tp)
+    if tp in (int, float):
+        return True
+    return bool(args) and any(a is not type(None) and _is_number_type(a) for a in args)
+
+
+@pytest.mark.parametrize("name", ALGORITHMS.names())
+def test_per_task_defaults_satisfy_their_declared_ranges(name):
+    """The values a plugin fills in per task (MBPO's table, PILCO's task entries) fit too."""
+    cls = get_algorithm(name)
+    for task_name in TASKS.names():
+        task = TASKS[task_name].resolve()
+        try:
+            cls.check_task(task, cls.Config())
+        except ConfigError:
+            continue
+        check_config(cls.resolve_config(task, cls.Config()), where=f"{name} on {task_name}")

@@ -544,6 +544,7 @@ def _train_returns(task: str, seed: int, overrides: dict | None = None) -> list[
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_ilqg_swings_up_pendulum_in_its_first_episode() -> None:
     # Seed 5 starts at th = 1.8 rad from upright, nearly at rest: the torque limit cannot hold it
     # there (3 u <= 6 < 15 sin th = 14.6 in the env's step), so reaching the top takes a swing.
@@ -555,6 +556,7 @@ def test_ilqg_swings_up_pendulum_in_its_first_episode() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_ilqg_swings_up_the_cartpole_in_its_first_episode() -> None:
     # Measured with the defaults: 185.0, 186.7, 181.6 (seeds 0-2) of at most 200; zero force
     # scores 0.8 from this start (the reward is exp(-d^2 / l^2) of the tip's distance d from the
@@ -564,6 +566,7 @@ def test_ilqg_swings_up_the_cartpole_in_its_first_episode() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_ilqg_balances_the_double_pendulum_with_mujoco_derivatives() -> None:
     task = TASKS["inverted_double_pendulum"].resolve()
     assert task.dynamics is None and task.has(Capability.SIMULATOR)  # planned on the simulator

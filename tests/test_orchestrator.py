@@ -52,6 +52,15 @@ def cli(
         (["--algos", "lqr", "--envs", "hopper"], ["'lqr' needs linearization", "hopper"]),
         (["--algos", "sac", "--envs", "cartpole"], ["continuous_actions", "cartpole"]),
         (["--suite", "nosuch"], ["unknown suite 'nosuch'", "quick"]),
+        (["--steps", "0"], ["STEPS (--steps) must be a positive integer", "got '0'"]),
+        (
+            ["--algos", "sac", "--envs", "pendulum", "--set", "sac.lr=-1"],
+            ["hyperparameter 'lr' of SACConfig (sac on pendulum) must be > 0, got -1.0"],
+        ),
+        (
+            ["--algos", "random", "--envs", "pendulum", "--set", "sac.lr=0.001"],
+            ["names algorithm 'sac', which is not in this grid (random)", "ALGOS"],
+        ),
     ],
 )
 def test_bad_input_fails_before_ray(python, cli_env, tmp_path, args, expected):
@@ -181,10 +190,89 @@ def test_resume_skips_finished_and_continues_interrupted(tmp_path):
     pd.testing.assert_frame_equal(a[[*key, "value"]], b[[*key, "value"]], check_dtype=False)
 
 
+def _in_tree_algorithms() -> set[str]:
+    """Registered plugins of this repository (not ``MBRL_BENCH_PLUGINS`` ones)."""
+    from algorithms import ALGORITHMS
+
+    return {n for n in ALGORITHMS.names() if ALGORITHMS[n].startswith("algorithms.")}
+
+
 def test_quick_suite_is_valid():
+    """The default suite runs every registered plugin, on 3 seeds unless the ``seeds:`` line of
+    its entry in ``quick.yaml`` says why not (a comment on that line)."""
+    from benchmark.suites import SUITES_DIR
+
     specs = expand(GridRequest(suite="quick"))
-    assert specs, "the quick suite has trials"
-    assert {s.algo for s in specs} >= {"random", "sac", "rs", "lqr"}
+    missing = _in_tree_algorithms() - {s.algo for s in specs}
+    assert not missing, f"add {sorted(missing)} to benchmark/suites/quick.yaml (15-minute budget)"
+    seeds: dict[tuple[str, str], set[int]] = {}
+    for s in specs:
+        seeds.setdefault((s.algo, s.task), set()).add(s.seed)
+    lines = (SUITES_DIR / "quick.yaml").read_text().splitlines()
+    for (algo, task), got in sorted(seeds.items()):
+        if len(got) >= 3:
+            continue
+        start = lines.index(f"  {algo}:")
+        end = next(
+            (i for i in range(start + 1, len(lines)) if not lines[i].startswith("    ")),
+            len(lines),
+        )
+        said = [
+            line
+            for line in lines[start + 1 : end]
+            if line.strip().startswith("seeds:") and task in line and "#" in line
+        ]
+        assert said, f"quick.yaml: {algo} on {task} runs {len(got)} seed(s); say why next to it"
+
+
+def test_quick_suite_fits_in_15_minutes():
+    """The default suite's plan, from the measured cost table, on the 2-core reference machine
+    (two trials side by side) plus a minute for Ray and the plots, leaves 20% of 15 minutes."""
+    from benchmark import costs
+
+    table = costs.load()
+    specs = expand(GridRequest(suite="quick"))
+    seconds = [costs.estimate(s, table) for s in specs]
+    pairs = zip(specs, seconds, strict=True)
+    unmeasured = sorted({(s.algo, s.task) for s, t in pairs if t is None})
+    assert not unmeasured, (
+        f"no cost row for {unmeasured}: run the quick suite and `make costs RUN=<its run-id>`"
+    )
+    wall = costs.makespan([t for t in seconds if t is not None], slots=2) + 60.0
+    assert wall <= 0.8 * 15 * 60, f"quick suite estimated at {wall / 60:.1f} min on 2 cores"
+
+
+def test_standard_suite_is_valid():
+    """The former default grid: every plugin but iCEM on 3 seeds at converged budgets."""
+    specs = expand(GridRequest(suite="standard"))
+    assert {s.algo for s in specs} == _in_tree_algorithms() - {"icem"}
+    assert {s.seed for s in specs} == {0, 1, 2}
+    assert len(specs) == 60
+
+
+def test_suite_per_algorithm_seeds(tmp_path):
+    """``algos.<algo>.seeds.<task>`` sets that pair's seeds only; ``SEEDS=`` still wins."""
+    from algorithms.api import ConfigError
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "seeds: 3\ntasks: {pendulum: {steps: 1000}}\nalgos:\n  sac:\n"
+        "    seeds: {pendulum: 1}\ngrid:\n  - [[random, sac], [pendulum]]\n"
+    )
+    by_algo: dict[str, list[int]] = {}
+    for s in expand(GridRequest(suite=str(path))):
+        by_algo.setdefault(s.algo, []).append(s.seed)
+    assert by_algo == {"random": [0, 1, 2], "sac": [0]}
+    specs = expand(GridRequest(suite=str(path), seeds="3-4"))
+    assert sorted((s.algo, s.seed) for s in specs) == [
+        ("random", 3),
+        ("random", 4),
+        ("sac", 3),
+        ("sac", 4),
+    ]
+    path.write_text(path.read_text().replace("{pendulum: 1}", "{pendulum: none}"))
+    with pytest.raises(ConfigError, match=r"algos\.sac\.seeds\.pendulum must be"):
+        expand(GridRequest(suite=str(path)))
 
 
 def test_paper_suite_is_valid():

@@ -20,6 +20,7 @@ REDUCED = {
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_pets_swings_up_the_cartpole_within_8_trials() -> None:
     spec = TrialSpec(
         algo="pets",

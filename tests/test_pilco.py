@@ -44,8 +44,8 @@ def test_unsupported_task_is_rejected_before_the_trial() -> None:
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"action_repeat": 0}, "action_repeat must be >= 1"),
-        ({"horizon": 0}, "horizon must be >= 1"),
+        ({"action_repeat": 0}, "'action_repeat' of PILCOConfig .* must be >= 1, got 0"),
+        ({"horizon": 0}, "'horizon' of PILCOConfig .* must be >= 1, got 0"),
         ({"trial_steps": 1}, "trial_steps"),
         ({"gp_max_points": 3}, "gp_max_points"),
         ({"random_trials": 0}, "random_trials"),
@@ -227,6 +227,7 @@ def test_pilco_swings_up_the_cartpole_within_4_trials() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_pilco_learns_pendulum_from_its_random_resets() -> None:
     """Pendulum-v1 resets uniformly over the circle; PILCO optimizes the mean cost over 8 start
     distributions. One random trial and one learned one, evaluated from 5 fixed starts."""

@@ -278,6 +278,7 @@ def test_learned_and_true_models_share_the_planner(name: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 @pytest.mark.parametrize(
     ("name", "overrides"), [("cem", {"horizon": 30}), ("mppi", {}), ("icem", {})]
 )

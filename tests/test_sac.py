@@ -280,6 +280,7 @@ PENDULUM_THRESHOLD = -400.0
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 @pytest.mark.timeout(600)
 def test_sac_learns_pendulum():
     """SAC reaches a mean deterministic return >= -400 on Pendulum-v1 within 6k env steps.

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from algorithms.api import NonNegativeInt, PositiveFloat, PositiveFraction, PositiveInt
 from algorithms.buffer import Batch
 from algorithms.models.layers import EnsembleMLP
 
@@ -48,22 +49,22 @@ class SACLearnerConfig:
     in their own flat config and build this with :meth:`from_config`.
     """
 
-    lr: float = 3e-4
+    lr: PositiveFloat = 3e-4
     """Adam learning rate of actor, critics and temperature (Table 1: 3e-4)."""
-    gamma: float = 0.99
+    gamma: PositiveFraction = 0.99
     """Discount (Table 1: 0.99)."""
-    tau: float = 0.005
+    tau: PositiveFraction = 0.005
     """Polyak coefficient of the target critics, updated every gradient step (Table 1: 0.005,
     target update interval 1)."""
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     """Minibatch size (Table 1: 256). The learner uses the batch it gets; callers sample this."""
-    hidden: int = 256
+    hidden: PositiveInt = 256
     """Hidden units per layer of actor and critics (Table 1: 256)."""
-    layers: int = 2
+    layers: NonNegativeInt = 2
     """Hidden layers of actor and critics (Table 1: 2), ReLU (Table 1)."""
     target_entropy: float | None = None
     """Entropy target of the temperature loss; ``None`` = ``-|A|`` (Table 1: -dim(A))."""
-    init_alpha: float = 1.0
+    init_alpha: PositiveFloat = 1.0
     """Initial temperature (softlearning: ``log_alpha`` initialised to 0)."""
     autotune_alpha: bool = True
     """Learn ``alpha`` (Haarnoja et al. 2018b, Sec. 5); False keeps ``init_alpha`` fixed."""

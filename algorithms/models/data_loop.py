@@ -6,7 +6,11 @@
   :attr:`ModelDataLoop.random_phase`); the first fit is at the step that ends them;
 - then a refit after every training episode and, optionally, every ``train_every`` env steps;
 - before each refit the probe scores the current model on the data it has not been trained on
-  (``model_err_h{k}``, :mod:`algorithms.models.diagnostics`).
+  (``model_err_h{k}``, :mod:`algorithms.models.diagnostics`);
+- every refit's statistics (``model_err_h{k}``, ``model_holdout_mse``, ``model_train_loss``,
+  ``model_epochs``) are returned once, by :meth:`ModelDataLoop.on_episode_end` at the end of the
+  episode the refit happened in (the mean when that episode had several refits), whichever hook
+  ran the refit: one value per (env step, metric) in the trial's curve.
 
 The planner owns how it uses :attr:`ModelDataLoop.model`; this class only feeds and fits it.
 """
@@ -16,12 +20,26 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from algorithms.api import AlgoConfig, RunContext, Transition
+from algorithms.api import (
+    AlgoConfig,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Range,
+    RunContext,
+    Transition,
+)
 from algorithms.buffer import ReplayBuffer
 from algorithms.models.diagnostics import ModelErrorProbe
-from algorithms.models.ensemble import EnsembleConfig, FitResult, ProbabilisticEnsemble
+from algorithms.models.ensemble import (
+    EnsembleConfig,
+    FitResult,
+    ProbabilisticEnsemble,
+    default_weight_decays,
+)
 from envs.spec import TaskSpec
 
 
@@ -32,35 +50,46 @@ class LearnedModelConfig(AlgoConfig):
     members, 5 elites, holdout early stopping) in PETS's data loop (kchua/handful-of-trials
     ``MPC.py``: one random rollout first, refit after every episode)."""
 
-    initial_random_steps: int | None = None
-    """Uniform random env steps before the first fit. ``None``: one episode (PETS starts from one
-    random rollout, ``ninit_rollouts=1``)."""
-    train_every: int | None = None
-    """Also refit every this many env steps (``None``: after each training episode, as PETS)."""
-    buffer_size: int = 1_000_000
+    initial_random_steps: NonNegativeInt | None = None
+    """Uniform random env steps before the first fit. ``None``: one episode of the task (PETS
+    starts from one random rollout, ``ninit_rollouts=1``), resolved per task (:meth:`for_task`)."""
+    train_every: NonNegativeInt = 0
+    """Also refit every this many env steps (0: only after each training episode, as PETS)."""
+    buffer_size: PositiveInt = 1_000_000
     """Replay capacity (PETS keeps all data)."""
-    ensemble_size: int = 7
+    ensemble_size: PositiveInt = 7
     """Ensemble members. MBPO ``num_networks=7`` (jannerm/mbpo ``construct_model``)."""
-    num_elites: int = 5
+    num_elites: PositiveInt = 5
     """Members used for prediction, the best on the holdout. MBPO ``num_elites=5``."""
-    hidden_size: int = 200
+    hidden_size: PositiveInt = 200
     """Hidden units. MBPO ``hidden_dim=200``; PETS half-cheetah ``nn_constructor`` (200)."""
-    num_layers: int = 4
+    num_layers: NonNegativeInt = 4
     """Hidden layers. MBPO / PETS half-cheetah (4 FC-200)."""
-    model_lr: float = 1e-3
+    model_lr: PositiveFloat = 1e-3
     """Adam learning rate. MBPO and PETS (``learning_rate=0.001``)."""
-    model_batch_size: int = 256
+    model_batch_size: PositiveInt = 256
     """Minibatch per member. MBPO ``batch_size=256``."""
-    model_weight_decays: tuple[float, ...] | None = None
+    model_weight_decays: tuple[NonNegativeFloat, ...] | None = None
     """Per-layer L2 (``num_layers + 1`` values). ``None``: MBPO's / PETS half-cheetah's
-    ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` for 4 layers (a linear ramp otherwise)."""
-    model_max_epochs: int | None = None
-    """Cap on epochs per fit (``None``: MBPO's holdout early stopping alone)."""
-    holdout_ratio: float = 0.2
+    ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` for 4 layers (a linear ramp otherwise), resolved
+    by :meth:`for_task`."""
+    model_max_epochs: NonNegativeInt = 0
+    """Cap on epochs per fit (0: no cap, MBPO's holdout early stopping alone)."""
+    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.2
     """Holdout fraction for early stopping and elites. MBPO ``holdout_ratio=0.2``."""
-    model_error_horizons: tuple[int, ...] = (1, 5, 10, 25)
+    model_error_horizons: tuple[PositiveInt, ...] = (1, 5, 10, 25)
     """Horizons ``k`` of the held-out model-error diagnostic ``model_err_h{k}`` logged before each
     refit (:mod:`algorithms.models.diagnostics`; not part of PETS)."""
+
+    def for_task(self, task: TaskSpec) -> LearnedModelConfig:
+        """This config with the fields left ``None`` decided for ``task`` (the values the data
+        loop would otherwise pick itself), so that ``meta.json`` records them."""
+        fill: dict[str, Any] = {}
+        if self.initial_random_steps is None:
+            fill["initial_random_steps"] = task.max_episode_steps
+        if self.model_weight_decays is None:
+            fill["model_weight_decays"] = default_weight_decays(self.num_layers)
+        return dataclasses.replace(self, **fill)
 
     def ensemble_config(self) -> EnsembleConfig:
         """The ensemble these fields describe (fp32, the task's reward function)."""
@@ -73,7 +102,7 @@ class LearnedModelConfig(AlgoConfig):
             lr=self.model_lr,
             batch_size=self.model_batch_size,
             holdout_ratio=self.holdout_ratio,
-            max_epochs=self.model_max_epochs,
+            max_epochs=self.model_max_epochs or None,
         )
 
     def data_loop(self, task: TaskSpec, ctx: RunContext, device: Any = None) -> ModelDataLoop:
@@ -100,7 +129,7 @@ class ModelDataLoop:
         buffer_size: replay capacity (capped at the trial's step budget).
         error_horizons: horizons of the held-out model-error diagnostic.
         initial_random_steps: random env steps before the first fit (``None``: one episode).
-        train_every: also refit every this many env steps (``None``: only at episode ends).
+        train_every: also refit every this many env steps (0: only at episode ends).
         device: where the ensemble lives (``None``: the trial's device).
     """
 
@@ -113,7 +142,7 @@ class ModelDataLoop:
         buffer_size: int,
         error_horizons: Sequence[int],
         initial_random_steps: int | None = None,
-        train_every: int | None = None,
+        train_every: int = 0,
         device: Any = None,
     ) -> None:
         self.ctx = ctx
@@ -130,6 +159,8 @@ class ModelDataLoop:
         self.env_steps = 0
         self.last_fit_step = -1
         self.last_fit: FitResult | None = None
+        self.pending_fits: list[dict[str, float]] = []
+        """Statistics of the refits not yet reported (see :meth:`on_episode_end`)."""
 
     @property
     def random_phase(self) -> bool:
@@ -142,7 +173,8 @@ class ModelDataLoop:
         self.probe.add(transition)
 
     def fit(self) -> dict[str, float]:
-        """Score the model on the data since the last fit, then refit on all data."""
+        """Score the model on the data since the last fit, then refit on all data. Returns the
+        refit's statistics (also queued for :meth:`on_episode_end`)."""
         errors = self.probe.measure(self.model)  # data since the last fit: held out from it
         data = self.buffer.all()
         self.last_fit = self.model.fit(
@@ -153,36 +185,39 @@ class ModelDataLoop:
             rng=self.ctx.np_rng,
         )
         self.last_fit_step = self.env_steps
-        return {**errors, **self.last_fit.metrics()}
+        stats = {**errors, **self.last_fit.metrics()}
+        self.pending_fits.append(stats)
+        return stats
 
     def update(self) -> dict[str, float]:
-        """After an env step: fit at the end of the random phase and every ``train_every``."""
+        """After an env step: fit at the end of the random phase and every ``train_every``. Logs
+        nothing: the refit's statistics wait for :meth:`on_episode_end`."""
         if self.env_steps == self.last_fit_step:
             return {}
         n0, every = self.initial_random_steps, self.train_every
         if self.env_steps == n0 or (every and self.env_steps > n0 and self.env_steps % every == 0):
-            return self.fit()
+            self.fit()
         return {}
 
     def on_episode_end(self) -> dict[str, float]:
-        """After a training episode: refit, unless still random or just fitted."""
-        if (
+        """After a training episode: refit, unless still random or just fitted; returns the
+        statistics of this episode's refits (their mean per metric when there were several)."""
+        if not (
             self.env_steps < self.initial_random_steps
             or self.env_steps == self.last_fit_step
             or self.env_steps == 0
         ):
-            return {}
-        return self.fit()
-
-    def metrics(self) -> dict[str, float]:
-        """``model_holdout_mse`` of the latest fit (nothing before the first)."""
-        return {} if self.last_fit is None else {"model_holdout_mse": self.last_fit.holdout_mse}
+            self.fit()
+        fits, self.pending_fits = self.pending_fits, []
+        keys = dict.fromkeys(k for f in fits for k in f)
+        return {k: sum(f[k] for f in fits if k in f) / sum(k in f for f in fits) for k in keys}
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "env_steps": self.env_steps,
             "last_fit_step": self.last_fit_step,
             "last_fit": None if self.last_fit is None else dataclasses.asdict(self.last_fit),
+            "pending_fits": [dict(f) for f in self.pending_fits],
             "model": self.model.state_dict(),
             "optim": self.model.optim.state_dict(),
             "buffer": self.buffer.state_dict(),
@@ -194,6 +229,7 @@ class ModelDataLoop:
         self.last_fit_step = int(state["last_fit_step"])
         lf = state["last_fit"]
         self.last_fit = None if lf is None else FitResult(**lf)
+        self.pending_fits = [dict(f) for f in state["pending_fits"]]
         self.model.load_state_dict(state["model"])
         self.model.optim.load_state_dict(state["optim"])
         self.buffer.load_state_dict(state["buffer"])
@@ -221,6 +257,13 @@ class DataLoopHooks:
             self.data.load_state_dict(state["data"])
         self.ctx.np_rng.bit_generator.state = state["np_rng"]
         self.ctx.torch_gen.set_state(state["torch_gen"])
+
+    @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """The per-task values of the learned model's fields (:meth:`LearnedModelConfig.for_task`;
+        unused on a true model, but recorded all the same)."""
+        assert isinstance(config, LearnedModelConfig)
+        return config.for_task(task)
 
     def _in_random_phase(self) -> bool:
         return self.data is not None and self.data.random_phase

@@ -27,13 +27,14 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from algorithms.api import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, Range
 from algorithms.models.layers import EnsembleLinear, EnsembleMLP
 from algorithms.models.normalizer import Normalizer
 
@@ -59,38 +60,38 @@ def default_weight_decays(layers: int) -> tuple[float, ...]:
 class EnsembleConfig:
     """Hyperparameters of :class:`ProbabilisticEnsemble` (defaults: MBPO / PETS code)."""
 
-    members: int = 7
+    members: PositiveInt = 7
     """Ensemble size. MBPO ``num_networks=7`` (jannerm/mbpo ``mbpo/models/constructor.py``)."""
-    elites: int = 5
+    elites: PositiveInt = 5
     """Members used for prediction, the best by holdout MSE. MBPO ``num_elites=5``."""
-    hidden: int = 200
+    hidden: PositiveInt = 200
     """Units per hidden layer. MBPO ``hidden_dim=200``; PETS half-cheetah config (200)."""
-    layers: int = 4
+    layers: NonNegativeInt = 4
     """Hidden layers. MBPO ``construct_model`` (4 hidden FC layers); PETS half-cheetah (4)."""
-    weight_decays: tuple[float, ...] | None = None
+    weight_decays: tuple[NonNegativeFloat, ...] | None = None
     """L2 coefficient per layer (``layers + 1`` values, output layer last), added to the loss as
     ``wd * sum(W**2) / 2`` (TF ``l2_loss``). ``None``: MBPO's ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5,
     1e-4)`` (jannerm/mbpo ``construct_model``; PETS half-cheetah config)."""
-    lr: float = 1e-3
+    lr: PositiveFloat = 1e-3
     """Adam learning rate. MBPO ``construct_model`` (``learning_rate=0.001``); PETS configs."""
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     """Minibatch per member. MBPO ``_train_model(batch_size=256)``."""
-    holdout_ratio: float = 0.2
+    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.2
     """Fraction of the data held out for early stopping and elites. MBPO ``holdout_ratio=0.2``."""
-    max_holdout: int = 5000
+    max_holdout: NonNegativeInt = 5000
     """Cap on the holdout set size. MBPO ``BNN.train(max_logging=5000)``."""
-    patience: int = 5
+    patience: NonNegativeInt = 5
     """Stop once more than this many epochs passed with no member improving its holdout MSE by
     more than ``improvement`` (relative). MBPO ``BNN._max_epochs_since_update = 5``."""
-    improvement: float = 0.01
+    improvement: NonNegativeFloat = 0.01
     """Relative holdout-MSE improvement that counts (MBPO ``BNN._save_best``: 1%)."""
-    max_epochs: int | None = None
+    max_epochs: PositiveInt | None = None
     """Hard cap on epochs per :meth:`fit` (``None``: early stopping only; MBPO's default)."""
     bootstrap: bool = True
     """Each member trains on its own bootstrap resample (PETS/MBPO ``np.random.randint``
     indices, rows reshuffled every epoch). ``False``: every member sees the data in its own
     shuffled order."""
-    logvar_penalty: float = 0.01
+    logvar_penalty: NonNegativeFloat = 0.01
     """Coefficient of ``sum(max_logvar) - sum(min_logvar)`` in the loss (PETS ``BNN`` and MBPO
     ``BNN._compile_losses``: 0.01)."""
     init_max_logvar: float = 0.5
@@ -126,7 +127,7 @@ class EnsembleConfig:
             lr=c.model_lr,  # type: ignore[attr-defined]
             batch_size=c.model_batch_size,  # type: ignore[attr-defined]
             holdout_ratio=c.holdout_ratio,  # type: ignore[attr-defined]
-            max_epochs=c.model_max_epochs,  # type: ignore[attr-defined]
+            max_epochs=c.model_max_epochs or None,  # type: ignore[attr-defined]
             bf16=c.model_bf16,  # type: ignore[attr-defined]
             learn_reward=c.learn_reward,  # type: ignore[attr-defined]
         )

@@ -76,12 +76,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, Protocol
 
 import numpy as np
 import torch
 from torch.func import jacrev, vmap
 
+from algorithms.api import NonNegativeFloat, NonNegativeInt, PositiveFloat, Range
 from envs.simulate import SimulatorLayout
 from envs.spec import TaskSpec
 
@@ -264,17 +265,17 @@ def box_qp(
 class ILQGOptions:
     """Solver settings (defaults: Tassa's ``iLQG.m`` unless noted)."""
 
-    max_iterations: int = 100
+    max_iterations: NonNegativeInt = 100
     """Outer iterations (``iLQG.m``: 500 offline; the MPC plugin uses a few)."""
-    mu_init: float = 1.0
+    mu_init: NonNegativeFloat = 1.0
     """Initial ``mu`` (``iLQG.m`` ``lambda = 1``)."""
-    dmu_init: float = 1.0
+    dmu_init: PositiveFloat = 1.0
     """Initial ``dmu`` (``iLQG.m`` ``dlambda = 1``)."""
-    mu_factor: float = 1.6
+    mu_factor: Annotated[float, Range(gt=1)] = 1.6
     """``iLQG.m`` ``lambdaFactor``."""
-    mu_min: float = 1e-6
+    mu_min: PositiveFloat = 1e-6
     """Below this ``mu`` is set to 0 (Tassa 2012; ``iLQG.m`` ``lambdaMin``)."""
-    mu_max: float = 1e10
+    mu_max: PositiveFloat = 1e10
     """Give up above this (``iLQG.m`` ``lambdaMax``)."""
     regularization: Literal["state", "control"] = "state"
     """``"state"``: ``V_xx + mu I`` (Tassa 2012, ``regType = 2``); ``"control"``:
@@ -282,17 +283,17 @@ class ILQGOptions:
     control_limits: Literal["boxqp", "clamp"] = "boxqp"
     """``"boxqp"``: Tassa 2014's box-QP backward pass; ``"clamp"``: unconstrained backward pass,
     controls clamped in the forward pass only."""
-    alphas: tuple[float, ...] = DEFAULT_ALPHAS
+    alphas: tuple[PositiveFloat, ...] = DEFAULT_ALPHAS
     """Line-search step sizes, largest first."""
     line_search: Literal["parallel", "serial"] = "parallel"
     """``"parallel"``: every step size at once, keep the best (``iLQG.m`` ``parallel = true``);
     ``"serial"``: the first accepted one."""
-    z_min: float = 0.0
+    z_min: NonNegativeFloat = 0.0
     """Minimum accepted actual/expected reduction ratio (``iLQG.m`` ``zMin``)."""
-    tol_rel: float = 1e-6
+    tol_rel: NonNegativeFloat = 1e-6
     """Stop once an accepted step improves ``J`` by less than ``tol_rel * |J|`` (``iLQG.m`` uses
     an absolute ``tolFun = 1e-7``; a relative one does not depend on the reward's scale)."""
-    tol_grad: float = 1e-4
+    tol_grad: NonNegativeFloat = 1e-4
     """Stop when ``mean_t max_i |k_ti| / (|u_ti| + 1) < tol_grad`` and ``mu < 1e-5``
     (``iLQG.m`` ``tolGrad``)."""
 

@@ -1,0 +1,216 @@
+"""Every plugin's smoke run, and its golden fingerprint (the run's metric rows, stored exactly).
+
+The smoke runs (:data:`SMOKE`) are two evaluation cycles of each registered algorithm with small
+overrides: seconds each. ``tests/test_fingerprints.py`` compares their metric rows, at fp32 on the
+CPU with one torch thread, with ``tests/fingerprints/<algo>.json`` exactly, so an unintended
+numerical change fails in seconds. Exactness holds on one machine kind only: other CPUs (another
+SIMD capability, another torch, NumPy or MuJoCo) take other kernel paths and round differently, so
+each file stores the :func:`machine_signature` it was made on and the comparison is skipped
+elsewhere. Refresh them on purpose, on the reference machine, with::
+
+    make fingerprints            # python tests/smoke.py --update [ALGO ...]
+
+which prints the plugins whose rows changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from algorithms import ALGORITHMS
+from benchmark.driver import TrialSpec, run_trial
+
+FINGERPRINTS = Path(__file__).resolve().parent / "fingerprints"
+
+#: Small overrides per algorithm so that two evaluation cycles exercise learning in seconds.
+#: Every registered algorithm needs an entry (a new plugin must be smoke-tested).
+SMOKE: dict[str, tuple[str, dict]] = {
+    "random": ("pendulum", {}),
+    "lqr": ("inverted_pendulum", {}),
+    "sac": ("pendulum", {"learning_starts": 64, "batch_size": 32}),
+    "rs": (
+        "pendulum",
+        {"population": 64, "horizon": 5, "initial_random_steps": 100, "model_max_epochs": 5},
+    ),
+    **{
+        name: (
+            "cartpole_swingup",
+            {
+                "population": 32,
+                "horizon": 5,
+                "particles": 4,
+                "iterations": 2,
+                "initial_random_steps": 100,
+                "model_max_epochs": 3,
+                "hidden_size": 32,
+                **({"elites": 4} if name != "mppi" else {}),
+            },
+        )
+        for name in ("cem", "mppi", "icem", "pets")
+    },
+    **{
+        name: (
+            "pendulum",
+            {
+                "initial_random_steps": 100,
+                "model_train_freq": 100,
+                "epoch_length": 100,
+                "rollouts_per_step": 2,
+                "updates_per_step": 1,
+                "batch_size": 32,
+                "hidden": 32,
+                "model_hidden": 32,
+                "model_max_epochs": 2,
+                **({"rollout_horizon": 20} if name == "dyna" else {}),
+            },
+        )
+        for name in ("mbpo", "dyna")
+    },
+    "ilqg": (
+        "pendulum",
+        {
+            "model": "learned",
+            "initial_random_steps": 100,
+            "horizon": 5,
+            "iterations": 1,
+            "initial_iterations": 2,
+            "initial_plans": [0.0],
+            "ensemble_size": 3,
+            "num_elites": 2,
+            "hidden_size": 32,
+            "num_layers": 2,
+            "model_max_epochs": 3,
+        },
+    ),
+    "pilco": (
+        "cartpole_swingup",
+        {"horizon": 5, "num_basis": 10, "policy_iterations": 3, "gp_iterations": 20},
+    ),
+}
+VOLATILE = {"steps_per_s", "gp_fit_s", "policy_opt_s"}  # wall-clock timings
+
+Values = list[tuple[int, str, float]]
+
+
+def values(rows: list[dict[str, Any]]) -> Values:
+    """``(env_step, metric, value)`` of every row but the wall-clock timings."""
+    return [
+        (int(r["env_step"]), r["metric"], float(r["value"]))
+        for r in rows
+        if r["metric"] not in VOLATILE
+    ]
+
+
+def smoke_spec(
+    algo: str, seed: int = 0, total_steps: int = 400, eval_every: int = 200
+) -> TrialSpec:
+    """The smoke trial of ``algo``: its :data:`SMOKE` task and overrides, fp32 (no ``bf16``
+    override), on the CPU with one torch thread, one evaluation episode."""
+    task, overrides = SMOKE[algo]
+    return TrialSpec(
+        algo, task, seed=seed, total_steps=total_steps, eval_every=eval_every, eval_episodes=1,
+        overrides=overrides, device="cpu", threads=1,
+    )  # fmt: skip
+
+
+def machine_signature() -> dict[str, str]:
+    """What decides the floating-point kernels a run takes: equal signatures, equal rows."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        cpu = platform.processor() or "unknown"
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": cpu,
+        "machine": platform.machine(),
+        "numpy": version("numpy"),
+        "mujoco": version("mujoco"),
+    }
+
+
+def fingerprint_path(algo: str) -> Path:
+    return FINGERPRINTS / f"{algo}.json"
+
+
+def load_fingerprint(algo: str) -> dict[str, Any] | None:
+    """The stored fingerprint (``signature``, ``spec``, ``rows``), or ``None`` when there is none."""
+    path = fingerprint_path(algo)
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    data["rows"] = [(int(s), str(m), float(v)) for s, m, v in data["rows"]]
+    return data
+
+
+def spec_record(spec: TrialSpec) -> dict[str, Any]:
+    """The trial that produced a fingerprint, as stored next to it (JSON-ready)."""
+    record = dict(spec.__dict__)
+    record["overrides"] = dict(spec.overrides)
+    return record
+
+
+def store_fingerprint(algo: str, rows: Values) -> None:
+    """Write ``tests/fingerprints/<algo>.json``: one row per line; JSON numbers are written by
+    ``float.__repr__``, so every float64 reads back exactly."""
+    FINGERPRINTS.mkdir(exist_ok=True)
+    head = {"signature": machine_signature(), "spec": spec_record(smoke_spec(algo))}
+    lines = ",\n".join("    " + json.dumps([int(s), m, float(v)]) for s, m, v in rows)
+    text = json.dumps(head, indent=2)[:-2] + ',\n  "rows": [\n' + lines + "\n  ]\n}\n"
+    fingerprint_path(algo).write_text(text)
+
+
+def first_difference(stored: Values, got: Values) -> str:
+    """One line on where two row lists part."""
+    for i, (a, b) in enumerate(zip(stored, got, strict=False)):
+        if a != b:
+            return f"row {i}: stored {a!r}, got {b!r}"
+    return f"{len(stored)} rows stored, {len(got)} produced"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("algos", nargs="*", help="plugins to refresh (default: every registered one)")
+    p.add_argument("--update", action="store_true", help="rewrite the stored fingerprints")
+    args = p.parse_args(argv)
+    algos = args.algos or list(ALGORITHMS.names())
+    unknown = sorted(set(algos) - set(SMOKE))
+    if unknown:
+        print(f"no smoke entry for {', '.join(unknown)}: add it to SMOKE in tests/smoke.py")
+        return 2
+    changed = []
+    for algo in algos:
+        rows = values(run_trial(smoke_spec(algo)))
+        old = load_fingerprint(algo)
+        if old is None:
+            status = "new"
+        elif old["rows"] == rows and old["signature"] == machine_signature():
+            status = "unchanged"
+        elif old["rows"] == rows:
+            status = "unchanged rows, new machine signature"
+        else:
+            status = f"CHANGED ({first_difference(old['rows'], rows)})"
+        if status != "unchanged":
+            changed.append(algo)
+        print(f"{algo:8s} {len(rows):4d} rows  {status}", flush=True)
+        if args.update:
+            store_fingerprint(algo, rows)
+    done = "files rewritten" if args.update else "pass --update to rewrite them"
+    print(f"{len(changed)} of {len(algos)} changed: {', '.join(changed) or 'none'} ({done})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""``python -m benchmark plots a,b``: merging finished runs into one set of figures and tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.collect import collect
+from benchmark.plots import MergeError, merge_runs
+from benchmark.run import execute_all, plan
+from benchmark.suites import GridRequest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(results: Path, name: str, seeds: tuple[int, ...], steps: int = 200) -> Path:
+    """A finished tiny run of the random policy (no Ray), collected but not plotted."""
+    req = GridRequest(
+        algos=["random"], tasks=["pendulum"], seeds=seeds, steps=steps, eval_every=100,
+        eval_episodes=1,
+    )  # fmt: skip
+    run_dir, specs = plan(req, results, name)
+    execute_all(run_dir, specs, use_ray=False)
+    collect(run_dir)
+    return run_dir
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmark", "plots", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("results")
+    _run(results, "a", (0, 1))
+    _run(results, "b", (2,))
+    _run(results, "again", (1,))
+    _run(results, "longer", (5,), steps=300)
+    return results
+
+
+def test_merge_adds_seeds_into_a_new_folder(runs):
+    files = merge_runs([runs / "a", runs / "b"], runs / "a+b")
+    out = runs / "a+b"
+    assert out / "summary.md" in files and out / "plots" / "pendulum.png" in files
+    curves = pd.read_csv(out / "curves.csv")
+    assert sorted(curves["seed"].unique()) == [0, 1, 2]
+    assert set(zip(curves["run_id"], curves["seed"], strict=True)) == {("a", 0), ("a", 1), ("b", 2)}
+    a = pd.read_csv(runs / "a" / "curves.csv")
+    pd.testing.assert_frame_equal(curves[curves["run_id"] == "a"].reset_index(drop=True), a)
+    trials = pd.read_csv(out / "trials.csv")
+    assert list(trials["run_id"]) == ["a", "a", "b"] and set(trials["status"]) == {"done"}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["merged_from"] == ["a", "b"] and meta["config_mismatches"] == []
+    assert set(meta["resolved_configs"]) == {"random__pendulum"}
+    assert set(meta["sources"]) == {"a", "b"}
+    summary = (out / "summary.md").read_text()
+    assert "| pendulum | random | 3 |" in summary  # three seeds in one row
+    # results are never overwritten
+    with pytest.raises(MergeError, match="never overwritten"):
+        merge_runs([runs / "a", runs / "b"], out)
+
+
+def test_merge_refuses_a_seed_in_two_runs(runs):
+    with pytest.raises(MergeError, match="random on pendulum seed 1 is in both a and again"):
+        merge_runs([runs / "a", runs / "again"], runs / "x")
+    assert not (runs / "x").exists()
+
+
+def test_merge_refuses_differing_configs_unless_told(runs, tmp_path):
+    with pytest.raises(
+        MergeError, match=r"random on pendulum: trial\.total_steps: a=200, longer=300"
+    ):
+        merge_runs([runs / "a", runs / "longer"], runs / "y")
+    assert not (runs / "y").exists()
+    merge_runs([runs / "a", runs / "longer"], runs / "y", allow_config_mismatch=True)
+    meta = json.loads((runs / "y" / "meta.json").read_text())
+    assert meta["allow_config_mismatch"] and len(meta["config_mismatches"]) == 1
+    assert set(meta["resolved_configs_by_run"]) == {"a", "longer"}
+
+
+def test_merge_names_a_differing_hyperparameter(runs, tmp_path):
+    for name, lr in (("p", 0.001), ("q", 0.002)):
+        d = tmp_path / name
+        d.mkdir()
+        for f in ("curves.csv", "trials.csv", "trials.json"):
+            (d / f).write_text((runs / ("a" if name == "p" else "b") / f).read_text())
+        cfg = {"class": "SACConfig", "lr": lr, "gamma": 0.99}
+        (d / "meta.json").write_text(json.dumps({"resolved_configs": {"sac__pendulum": cfg}}))
+    with pytest.raises(MergeError, match=r"sac on pendulum: lr: p=0\.001, q=0\.002\)"):
+        merge_runs([tmp_path / "p", tmp_path / "q"], tmp_path / "p+q")
+
+
+def test_cli_merges_and_refuses_with_one_line(runs):
+    bad = _cli("a,again", "--results", str(runs))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error: ")
+    assert "Traceback" not in bad.stderr and not (runs / "a+again").exists()
+    ok = _cli("b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch")
+    assert ok.returncode == 0, ok.stderr
+    assert (runs / "merged" / "plots" / "pendulum.png").exists()
+    again = _cli("b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch")
+    assert again.returncode == 2 and "never overwritten" in again.stderr
