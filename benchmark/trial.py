@@ -61,17 +61,18 @@ def _clock(seconds: float | None) -> str:
 def progress_line(spec: TrialSpec, state: dict[str, Any], estimate_s: float | None) -> str:
     """``[algo|task|sN] step 400/1000 (40%) eval -660.9 train -1024.2 elapsed 1:52 ETA 2:48``.
 
-    ETA from the trial's own rate since it (re)started, or from the cost table's estimate before
-    it has taken a step."""
+    ETA: the larger of the cost table's estimate less the time spent, and the trial's own rate
+    since it (re)started applied to the steps left (the rate alone misleads where the cost per step
+    changes, e.g. MBPO's cheap random phase; the table alone where this machine is slower)."""
     step, total = int(state.get("step", 0)), spec.total_steps
     now = time.perf_counter()
     done = step - state["start_step"]
+    etas = []
     if done > 0:
-        eta: float | None = (now - state["start_time"]) / done * (total - step)
-    elif estimate_s is not None:
-        eta = max(estimate_s - (now - state["start_time"]), 0.0)
-    else:
-        eta = None
+        etas.append((now - state["start_time"]) / done * (total - step))
+    if estimate_s is not None:
+        etas.append(max(estimate_s - (now - state["start_time"]), 0.0))
+    eta: float | None = max(etas) if etas else None
     returns = " ".join(
         f"{name} {'-' if state.get(key) is None else format(state[key], '.1f')}"
         for name, key in (("eval", "eval_return"), ("train", "train_return"))

@@ -189,13 +189,16 @@ def test_progress_line_rate_and_estimate():
     spec = TrialSpec("pets", "pendulum", 1, total_steps=1000)
     now = time.perf_counter()
     state = {"step": 0, "start_step": 0, "start_time": now - 10.4, "t0": now - 10.4}
-    line = progress_line(spec, state, estimate_s=70.9)
+    line = progress_line(spec, state, estimate_s=71.0)  # 60.6 s left (a few ms pass: 0:60)
     assert line.startswith("[pets|pendulum|s1] step 0/1000 (0%) eval - train -")
     assert "elapsed 0:10 ETA 1:00" in line  # from the cost table before any step
     state.update(step=400, start_step=200, eval_return=-660.94, train_return=-1024.2)
-    line = progress_line(spec, state, estimate_s=70.9)
+    line = progress_line(spec, state, estimate_s=None)
     # 200 steps in 10.4 s: 600 to go at the trial's own rate
     assert "step 400/1000 (40%) eval -660.9 train -1024.2 elapsed 0:10 ETA 0:31" in line
+    # both known: the larger (the table's 60.6 s here; the rate's 31.2 s where the table is short)
+    assert "ETA 1:00" in progress_line(spec, state, estimate_s=71.0)
+    assert "ETA 0:31" in progress_line(spec, state, estimate_s=20.0)
 
 
 def _popen(python: str, env: dict[str, str], *args: str) -> subprocess.Popen:
