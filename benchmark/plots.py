@@ -48,7 +48,11 @@ NOT_DIAGNOSTIC = {EVAL, "eval_return_std", "eval_length", "train_length"}
 def algo_palette(algos) -> dict[str, tuple[float, float, float]]:
     """One fixed colour per algorithm, so every panel and figure of a run agrees."""
     names = sorted(set(algos))
-    return dict(zip(names, sns.color_palette("tab10", len(names)), strict=True))
+    # tab10 repeats itself past 10 names: continue with Dark2's 8 (18 distinct), then husl hues
+    colours = sns.color_palette("tab10") + sns.color_palette("Dark2")
+    if len(names) > len(colours):
+        colours = sns.color_palette("husl", len(names))
+    return dict(zip(names, colours[: len(names)], strict=True))
 
 
 def plot_curves(
