@@ -24,7 +24,6 @@ from benchmark import run as runmod
 from benchmark.driver import run_trial
 from benchmark.trial import read_checkpoint, read_status, trial_name
 
-ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray binds every node and driver to 127.0.0.1
 
 
@@ -49,19 +48,6 @@ def cluster(monkeypatch) -> Iterator:
         ray.shutdown()
         c.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def _driver(python: str, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    with log.open("w") as out:  # a file, not a pipe: a full pipe would block the driver
-        return subprocess.Popen(
-            [python, "-m", "benchmark", "run", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -93,7 +79,7 @@ GRID += ["--progress-every", "5", "--set", "sac.learning_starts=64", "sac.batch_
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_cluster_node_death_then_resume(cluster, cli_env, python, tmp_path, monkeypatch):
+def test_cluster_node_death_then_resume(cluster, cli_env, spawn_cli, tmp_path, monkeypatch):
     from benchmark import tune_adapter
 
     worker = cluster.add_node(num_cpus=1)
@@ -111,7 +97,7 @@ def test_cluster_node_death_then_resume(cluster, cli_env, python, tmp_path, monk
                 return tdir
         return None
 
-    proc = _driver(python, env, log, "--results", str(tmp_path), "--run-id", "cl", *GRID)
+    proc = spawn_cli("run", "--results", str(tmp_path), "--run-id", "cl", *GRID, env=env, log=log)
     try:
         _wait_for(lambda: on_worker() is not None, 300, "a checkpoint on the worker node", log)
         lost = on_worker()
@@ -139,7 +125,7 @@ def test_cluster_node_death_then_resume(cluster, cli_env, python, tmp_path, monk
 
     new = cluster.add_node(num_cpus=1)
     log = tmp_path / "resume.log"
-    proc = _driver(python, env, log, "--results", str(tmp_path), "--resume", "cl")
+    proc = spawn_cli("run", "--results", str(tmp_path), "--resume", "cl", env=env, log=log)
     try:
         proc.wait(timeout=300)
     finally:
@@ -174,7 +160,7 @@ def test_cluster_node_death_then_resume(cluster, cli_env, python, tmp_path, monk
         tune_adapter.check_shared_results(run_dir)
 
 
-def test_unreachable_ray_address_fails_in_seconds(python, cli_env, tmp_path):
+def test_unreachable_ray_address_fails_in_seconds(cli, cli_env, tmp_path):
     """``ray.init`` retries a dead address for minutes: the run says so at once, exit 2."""
     with socket.socket() as sock:  # a free port: nothing listens there
         sock.bind(("127.0.0.1", 0))
@@ -183,14 +169,7 @@ def test_unreachable_ray_address_fails_in_seconds(python, cli_env, tmp_path):
     args = ["--results", str(tmp_path), "--run-id", "nocl", "--algos", "random"]
     args += ["--envs", "pendulum", "--seeds", "1", "--steps", "200"]
     t0 = time.time()
-    res = subprocess.run(
-        [python, "-m", "benchmark", "run", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = cli("run", *args, env=env, timeout=120)
     assert res.returncode == 2, res.stdout + res.stderr
     assert (
         res.stderr.strip()

@@ -79,21 +79,10 @@ def test_plan_table_counts_unestimated_and_resume_points():
     assert "estimated wall time 2.5 min on 1" in text
 
 
-def test_dry_run_prints_plan_without_folder_or_ray(python, cli_env, tmp_path):
-    probe = (
-        "import sys, benchmark.__main__ as m; rc = m.main(sys.argv[1:]); "
-        "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(rc)"
-    )
+def test_dry_run_prints_plan_without_folder_or_ray(cli, tmp_path):
     args = ["run", "--results", str(tmp_path), "--run-id", "dry", "--dry-run", "--num-cpus", "4"]
     args += ["--algos", "sac,ilqg", "--envs", "pendulum", "--seeds", "3", "--steps", "2000"]
-    res = subprocess.run(
-        [python, "-c", probe, *args],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = cli(*args, no_ray=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert not any(tmp_path.iterdir()), "a dry run writes nothing"
     out = res.stdout
@@ -201,18 +190,6 @@ def test_progress_line_rate_and_estimate():
     assert "ETA 0:31" in progress_line(spec, state, estimate_s=20.0)
 
 
-def _popen(python: str, env: dict[str, str], *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [python, "-m", "benchmark", "run", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # a terminal's Ctrl-C reaches the whole process group
-    )
-
-
 def _wait_for(predicate, timeout: float, what: str) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -240,9 +217,9 @@ GRID += [
 ]
 
 
-def test_ctrl_c_without_ray_reports_truthfully(python, cli_env, tmp_path):
+def test_ctrl_c_without_ray_reports_truthfully(cli, spawn_cli, tmp_path):
     args = ["--results", str(tmp_path), "--run-id", "cut", "--no-ray", "--seeds", "2", *GRID]
-    proc = _popen(python, cli_env, *args)
+    proc = spawn_cli("run", *args)
     sac0 = tmp_path / "cut" / "trials" / "sac__pendulum__s0"
     try:
         _wait_for(lambda: _step_of(sac0) >= 200, 120, "the first sac trial to checkpoint")
@@ -268,24 +245,8 @@ def test_ctrl_c_without_ray_reports_truthfully(python, cli_env, tmp_path):
     assert "interrupted" in meta and "finished" not in meta
     assert (run_dir / "curves.csv").exists()
     # the resume plan says where the interrupted trial picks up
-    res = subprocess.run(
-        [
-            python,
-            "-m",
-            "benchmark",
-            "run",
-            "--results",
-            str(tmp_path),
-            "--resume",
-            "cut",
-            "--dry-run",
-            "--no-ray",
-        ],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    res = cli(
+        "run", "--results", str(tmp_path), "--resume", "cut", "--dry-run", "--no-ray", timeout=120
     )
     assert res.returncode == 0, res.stderr
     row = next(
@@ -310,7 +271,7 @@ def _done(trial_dir: Path) -> bool:
     return status.exists() and json.loads(status.read_text())["status"] == "done"
 
 
-def test_ray_ctrl_c_then_kill_9_then_resume(python, cli_env, tmp_path):
+def test_ray_ctrl_c_then_kill_9_then_resume(cli, spawn_cli, tmp_path):
     """Through Ray: Ctrl-C (SIGINT to the driver's process group, as a terminal sends it) reports
     the interruption; a RESUME killed with kill -9 leaves Ray agents behind, which the next RESUME
     stops; it keeps the finished trial, and the resumed curve equals an uninterrupted one."""
@@ -319,7 +280,7 @@ def test_ray_ctrl_c_then_kill_9_then_resume(python, cli_env, tmp_path):
     rnd = run_dir / "trials" / "random__pendulum__s0"
     sac = run_dir / "trials" / "sac__pendulum__s0"
 
-    proc = _popen(python, cli_env, *results, "--run-id", "k9", "--seeds", "1", *GRID)
+    proc = spawn_cli("run", *results, "--run-id", "k9", "--seeds", "1", *GRID)
     try:
         _wait_for(lambda: _done(rnd) and _step_of(sac) >= 200, 240, "random done, sac saved")
         os.killpg(proc.pid, signal.SIGINT)
@@ -338,7 +299,7 @@ def test_ray_ctrl_c_then_kill_9_then_resume(python, cli_env, tmp_path):
     stamp = (rnd / "curve.csv").stat().st_mtime_ns
 
     cut = _step_of(sac)
-    proc = _popen(python, cli_env, *results, "--resume", "k9")
+    proc = spawn_cli("run", *results, "--resume", "k9")
     try:
         _wait_for(lambda: _step_of(sac) > cut, 240, "the resumed sac trial to save again")
         first = _ray_processes(run_dir)
@@ -350,14 +311,7 @@ def test_ray_ctrl_c_then_kill_9_then_resume(python, cli_env, tmp_path):
     time.sleep(1)
     assert [p for p in first if _alive(p)], "the issue's leftovers (Ray agents) are reproduced"
 
-    res = subprocess.run(
-        [python, "-m", "benchmark", "run", *results, "--resume", "k9"],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = cli("run", *results, "--resume", "k9", timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming k9: 1 unfinished trial(s)" in res.stdout
     assert f"step {at}" in res.stdout and "stopped" in res.stdout

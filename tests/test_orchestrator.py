@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,21 +11,6 @@ from benchmark import run as runmod
 from benchmark.driver import run_trial
 from benchmark.suites import GridRequest, expand
 from benchmark.trial import execute, read_status, trial_name
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(
-    python: str, env: dict[str, str], *args: str, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [python, "-m", "benchmark", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize(
@@ -63,19 +46,8 @@ def cli(
         ),
     ],
 )
-def test_bad_input_fails_before_ray(python, cli_env, tmp_path, args, expected):
-    probe = (
-        "import sys, benchmark.__main__ as m; rc = m.main(sys.argv[1:]); "
-        "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(rc)"
-    )
-    res = subprocess.run(
-        [python, "-c", probe, "run", "--results", str(tmp_path), *args],
-        cwd=ROOT,
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_bad_input_fails_before_ray(cli, tmp_path, args, expected):
+    res = cli("run", "--results", str(tmp_path), *args, no_ray=True, timeout=120)
     assert res.returncode == 2, res.stderr
     for text in expected:
         assert text in res.stderr
@@ -89,12 +61,10 @@ def test_run_folder_never_overwritten(tmp_path):
         runmod.plan(req, tmp_path, "r1")
 
 
-def test_ray_grid_end_to_end_with_failures(python, cli_env, tmp_path):
+def test_ray_grid_end_to_end_with_failures(cli, tmp_path):
     """A tiny grid through Ray Tune: curves, plots, tables; a NaN and a crashing trial are recorded
     as failed while the rest of the grid finishes."""
     res = cli(
-        python,
-        cli_env,
         "run",
         "--results", str(tmp_path),
         "--run-id", "e2e",
@@ -144,7 +114,7 @@ def test_ray_grid_end_to_end_with_failures(python, cli_env, tmp_path):
     assert "lqr" in (run_dir / "summary.md").read_text()
     # plots re-render from stored curves, without Ray
     (run_dir / "plots" / "all_tasks.png").unlink()
-    res = cli(python, cli_env, "plots", str(run_dir))
+    res = cli("plots", str(run_dir))
     assert res.returncode == 0, res.stderr
     assert (run_dir / "plots" / "all_tasks.png").stat().st_size > 0
 

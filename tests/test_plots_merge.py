@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +12,6 @@ from benchmark.collect import collect
 from benchmark.plots import MergeError, merge_runs
 from benchmark.run import execute_all, plan
 from benchmark.suites import GridRequest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(results: Path, name: str, seeds: tuple[int, ...], steps: int = 200) -> Path:
@@ -28,16 +24,6 @@ def _run(results: Path, name: str, seeds: tuple[int, ...], steps: int = 200) -> 
     execute_all(run_dir, specs, use_ray=False)
     collect(run_dir)
     return run_dir
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark", "plots", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +88,17 @@ def test_merge_names_a_differing_hyperparameter(runs, tmp_path):
         merge_runs([tmp_path / "p", tmp_path / "q"], tmp_path / "p+q")
 
 
-def test_cli_merges_and_refuses_with_one_line(runs):
-    bad = _cli("a,again", "--results", str(runs))
+def test_cli_merges_and_refuses_with_one_line(cli, runs):
+    bad = cli("plots", "a,again", "--results", str(runs))
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and bad.stderr.startswith("error: ")
     assert "Traceback" not in bad.stderr and not (runs / "a+again").exists()
-    ok = _cli("b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch")
+    ok = cli(
+        "plots", "b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch"
+    )
     assert ok.returncode == 0, ok.stderr
     assert (runs / "merged" / "plots" / "pendulum.png").exists()
-    again = _cli("b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch")
+    again = cli(
+        "plots", "b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch"
+    )
     assert again.returncode == 2 and "never overwritten" in again.stderr
