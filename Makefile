@@ -89,13 +89,13 @@ format: $(STAMP)
 
 ## speed figures (printed, not asserted)
 speed: $(STAMP)
-	$(BIN)/python -m benchmark.speed_ensemble
-	$(BIN)/python -m benchmark.speed_sac
-	$(BIN)/python -m benchmark.speed_planning
-	$(BIN)/python -m benchmark.speed_mbpo
-	$(BIN)/python -m benchmark.speed_mbpo --bf16
-	$(BIN)/python -m benchmark.speed_ilqg
-	$(BIN)/python -m benchmark.speed_pilco
+	$(BIN)/python -m benchmark.perf.ensemble
+	$(BIN)/python -m benchmark.perf.sac
+	$(BIN)/python -m benchmark.perf.planning
+	$(BIN)/python -m benchmark.perf.mbpo
+	$(BIN)/python -m benchmark.perf.mbpo --bf16
+	$(BIN)/python -m benchmark.perf.ilqg
+	$(BIN)/python -m benchmark.perf.pilco
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

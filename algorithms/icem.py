@@ -5,15 +5,15 @@ iCEM (:class:`algorithms.planners.optimizers.ICEM`) changes CEM where it wastes 
 (``1/f^beta``) noise along time, a population shrinking by ``population_decay`` per iteration, a
 fraction of the elites kept from the last iteration and (shifted) from the last env step, the mean
 itself tried in the last iteration, and the best sequence executed. Model and data loop as ``cem``
-(:class:`algorithms.mpc.MPCConfig`).
+(:class:`algorithms.agents.mpc.MPCConfig`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from algorithms.agents.mpc import MPCAgent, MPCConfig
 from algorithms.api import NonNegativeFloat, PositiveFloat, PositiveInt, UnitInterval
-from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import ICEM, TrajectoryOptimizer
 
 

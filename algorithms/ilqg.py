@@ -29,7 +29,7 @@ derivative evaluation along the plan, one backward pass of ``H`` small dense sol
 search: the 11 step sizes rolled out at once for torch models, tried in turn on the simulator).
 An episode's first step solves from several cold starts (``initial_plans``, ``initial_horizon``,
 ``initial_iterations``). The cart-pole's RK4 dynamics dominate its derivatives; measured step
-times (``benchmark/speed_ilqg.py``): ``docs/performance.md``.
+times (``benchmark/perf/ilqg.py``): ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class ILQGConfig(LearnedModelConfig):
     ``iterations`` and the cold-start settings are this benchmark's, measured on Pendulum, the
     cart-pole swing-up and InvertedDoublePendulum (the papers re-optimize in real time for as long
     as the controller's period allows; a step-synchronous benchmark fixes the iterations per env
-    step instead). Model settings: MBPO/PETS, as :mod:`algorithms.mpc`."""
+    step instead). Model settings: MBPO/PETS, as :mod:`algorithms.agents.mpc`."""
 
     model: Literal["true", "learned"] = "true"
     """``"true"``: the task's torch ``dynamics`` (autograd), else its MuJoCo simulator
@@ -279,7 +279,7 @@ class ILQG(DataLoopHooks, Algorithm):
         self.slots = {True: _Slot(), False: _Slot()}
         self._plan_sums: dict[str, tuple[float, int]] = {}
         self.last_result: ILQGResult | None = None
-        """The solver's result of the latest plan (diagnostics, ``benchmark/speed_ilqg.py``)."""
+        """The solver's result of the latest plan (diagnostics, ``benchmark/perf/ilqg.py``)."""
 
     # ------------------------------------------------------------------ planning
     @property

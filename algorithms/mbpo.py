@@ -51,7 +51,6 @@ from algorithms.api import (
     Transition,
     UnitInterval,
 )
-from algorithms.buffer import Batch, ReplayBuffer
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
 from algorithms.models.diagnostics import ModelErrorProbe
 from algorithms.models.ensemble import (
@@ -59,6 +58,7 @@ from algorithms.models.ensemble import (
     ProbabilisticEnsemble,
     default_weight_decays,
 )
+from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
 
 #: Per-task values of the official configs (jannerm/mbpo ``examples/config/<task>/0.py``), used

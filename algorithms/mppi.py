@@ -5,7 +5,7 @@ Theoretic MPC for Model-Based Reinforcement Learning"), in the form PDDM uses it
 The optimizer (:class:`algorithms.planners.optimizers.MPPI`) perturbs the warm-started mean with
 Gaussian noise filtered in time (``u_t = beta (mean_t + eps_t) + (1 - beta) u_{t-1}``), scores the
 samples under the model and sets the new mean to their ``exp(kappa (R - max R))``-weighted average.
-Model and data loop as ``cem`` (:class:`algorithms.mpc.MPCConfig`), so the two planners can be
+Model and data loop as ``cem`` (:class:`algorithms.agents.mpc.MPCConfig`), so the two planners can be
 compared on the same model, the learned ensemble or the true model.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from algorithms.agents.mpc import MPCAgent, MPCConfig
 from algorithms.api import PositiveFloat, PositiveFraction, PositiveInt
-from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import MPPI, TrajectoryOptimizer
 
 

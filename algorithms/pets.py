@@ -16,7 +16,7 @@ and the suite's curves show that current return, not the running best.
 
 Planning cost per env step: ``population x particles`` rows through one network per horizon step,
 ``horizon x iterations`` times (400 x 20 x 25 x 5 = 1M rows); ``model_bf16`` runs them on the
-CPU's or GPU's bf16 units (see ``benchmark/speed_planning.py``).
+CPU's or GPU's bf16 units (see ``benchmark/perf/planning.py``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ are in the docstrings of :class:`PILCOConfig` (``action_repeat``, ``horizon``, `
 ``gp_max_points``/``gp_sparse``). With these defaults 3 of 3 seeds swing up by trial 3-4
 (returns per trial, seeds and commands: ``docs/algorithms/pilco.md``). Cost: one policy
 optimization is ~187 rollouts forward + backward, each ``horizon`` steps of ``O(E^2 n^2 D)``
-moment matching (``benchmark/speed_pilco.py``; measured rounds in ``docs/performance.md``).
+moment matching (``benchmark/perf/pilco.py``; measured rounds in ``docs/performance.md``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Planning cost per env step: ``horizon`` model calls on ``population * particles`
 elites) costs ~30x the quick settings below (measured per-step times:
 ``docs/algorithms/planners.md``).
 The MPC machinery (model fitting, the oracle, the objective) is shared with ``cem``/``mppi``/
-``icem``/``pets`` (:mod:`algorithms.mpc`). Quick runs should override e.g. ``population=200, horizon=15, propagation="tsinf",
+``icem``/``pets`` (:mod:`algorithms.agents.mpc`). Quick runs should override e.g. ``population=200, horizon=15, propagation="tsinf",
 model_max_epochs=40``: this learns Pendulum in 1500 steps (``tests/test_rs.py``).
 """
 
@@ -32,8 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from algorithms.agents.mpc import MPCAgent, MPCConfig
 from algorithms.api import PositiveInt
-from algorithms.mpc import MPCAgent, MPCConfig
 from algorithms.planners.optimizers import RandomShooting as RandomShootingOptimizer
 from algorithms.planners.optimizers import TrajectoryOptimizer
 

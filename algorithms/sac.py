@@ -28,8 +28,8 @@ from algorithms.api import (
     RunContext,
     Transition,
 )
-from algorithms.buffer import ReplayBuffer
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
+from algorithms.replay.buffer import ReplayBuffer
 from envs.spec import TaskSpec
 
 

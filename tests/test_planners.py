@@ -9,8 +9,8 @@ import torch
 from test_rs import toy_dynamics, toy_reward, toy_task, toy_termination
 
 from algorithms import get_algorithm
+from algorithms.agents.mpc import MPCAgent
 from algorithms.api import ConfigError, RunContext, apply_overrides
-from algorithms.mpc import MPCAgent
 from algorithms.planners.optimizers import (
     CEM,
     ICEM,

@@ -12,8 +12,8 @@ import torch
 
 from algorithms import get_algorithm
 from algorithms.api import RunContext, Transition, apply_overrides
-from algorithms.buffer import Batch
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
+from algorithms.replay.buffer import Batch
 from algorithms.sac import SACAgent, SACConfig
 from envs import make_task
 

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from algorithms.api import NonNegativeInt, PositiveFloat, PositiveFraction, PositiveInt
-from algorithms.buffer import Batch
 from algorithms.models.layers import EnsembleMLP
+from algorithms.replay.buffer import Batch
 
 __all__ = ["SACLearner", "SACLearnerConfig", "SquashedGaussianActor"]
 

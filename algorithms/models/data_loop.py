@@ -1,5 +1,5 @@
 """The data side of a planner on a learned model (PETS's loop), shared by the MPC plugins
-(:mod:`algorithms.mpc`) and iLQG (:mod:`algorithms.ilqg`):
+(:mod:`algorithms.agents.mpc`) and iLQG (:mod:`algorithms.ilqg`):
 
 - every real transition goes to a replay buffer and to the held-out model-error probe;
 - ``initial_random_steps`` of uniform random actions come first (the plugin asks
@@ -32,7 +32,6 @@ from algorithms.api import (
     RunContext,
     Transition,
 )
-from algorithms.buffer import ReplayBuffer
 from algorithms.models.diagnostics import ModelErrorProbe
 from algorithms.models.ensemble import (
     EnsembleConfig,
@@ -40,6 +39,7 @@ from algorithms.models.ensemble import (
     ProbabilisticEnsemble,
     default_weight_decays,
 )
+from algorithms.replay.buffer import ReplayBuffer
 from envs.spec import TaskSpec
 
 

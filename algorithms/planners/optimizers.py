@@ -24,7 +24,7 @@ solution shifted by one step (the last step is filled with the box's midpoint, a
   to the next env step, the mean added in the last iteration, the best sequence executed.
 
 Sample buffers are preallocated per population size and reused, so a planning step does not
-re-map large temporaries (see the module :mod:`benchmark.speed_planning` for figures).
+re-map large temporaries (see the module :mod:`benchmark.perf.planning` for figures).
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Time one PETS planning step (a full CEM optimization under the learned ensemble).
 
 Defaults are the settings of the side-by-side with mbrl-lib (its PETS cart-pole agent, timed by
-``benchmark/peers/mbrl_lib_planning_step.py`` in the peer's own venv): ensemble of 7 Gaussian MLPs
+``benchmark/perf/peers/mbrl_lib_planning_step.py`` in the peer's own venv): ensemble of 7 Gaussian MLPs
 with 4 hidden layers of 200 and 5 elites, population 500, horizon 15, 5 CEM iterations, 20
 particles, TS-inf, on the cart-pole swing-up. Prints milliseconds per planning step and the
 achieved GFLOP/s, in float32 and with the bf16 inference path (``model_bf16``), on the CPU with
 ``--threads`` threads and on CUDA when available::
 
-    python -m benchmark.speed_planning                 # 2 threads, fp32 and bf16, + CUDA if any
-    python -m benchmark.speed_planning --threads 1 --population 400 --horizon 25
+    python -m benchmark.perf.planning                 # 2 threads, fp32 and bf16, + CUDA if any
+    python -m benchmark.perf.planning --threads 1 --population 400 --horizon 25
 
 FLOPs are counted like the peer script: only the MLP matmuls, ``population * particles`` rows per
 model step (each row goes through one member), ``horizon * iterations`` model steps, ``2 * MACs``

@@ -3,9 +3,9 @@ policy optimization, what :meth:`algorithms.pilco.PILCO.on_episode_end` does aft
 given numbers of GP training pairs, and one moment-matched rollout (forward, and forward +
 backward) at each size::
 
-    python -m benchmark.speed_pilco                       # n = 30, 150, 300, 450; 1 thread
-    python -m benchmark.speed_pilco --points 300 --threads 2 --policy-iterations 20
-    python -m benchmark.speed_pilco --points 450 --max-points 300   # FITC, as the defaults
+    python -m benchmark.perf.pilco                       # n = 30, 150, 300, 450; 1 thread
+    python -m benchmark.perf.pilco --points 300 --threads 2 --policy-iterations 20
+    python -m benchmark.perf.pilco --points 450 --max-points 300   # FITC, as the defaults
 
 The data are transitions of the real env under uniform random actions held ``action_repeat``
 steps (what the first random trial collects), ``--points`` of them. The round's time grows with

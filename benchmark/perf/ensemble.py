@@ -1,6 +1,6 @@
 """Speed of one ensemble training step: batched ``EnsembleMLP`` vs a Python loop over members.
 
-Run ``python -m benchmark.speed_ensemble [--threads 2] [--adam]``. Both sides do the same math
+Run ``python -m benchmark.perf.ensemble [--threads 2] [--adam]``. Both sides do the same math
 per iteration: ``E`` Gaussian MLPs (``layers`` x ``hidden``, SiLU), each on its own minibatch of
 ``batch`` rows, soft-bounded log-variance, Gaussian NLL summed over members plus the
 log-variance-bound penalty, ``backward()``; with ``--adam`` also a fused Adam step whose per-layer

@@ -3,8 +3,8 @@
 Prints milliseconds per update and the achieved GFLOP/s (matmul FLOPs of one update, counted once
 with ``torch.utils.flop_counter.FlopCounterMode``), in float32 and under bfloat16 autocast::
 
-    python -m benchmark.speed_sac                      # Pendulum sizes, 1 thread, batch 256
-    python -m benchmark.speed_sac --obs-dim 17 --act-dim 6 --threads 2
+    python -m benchmark.perf.sac                      # Pendulum sizes, 1 thread, batch 256
+    python -m benchmark.perf.sac --obs-dim 17 --act-dim 6 --threads 2
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from algorithms.buffer import Batch
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
+from algorithms.replay.buffer import Batch
 
 
 def make_batch(obs_dim: int, act_dim: int, batch: int, device: torch.device) -> Batch:

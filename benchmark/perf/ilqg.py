@@ -8,8 +8,8 @@ Prints the median wall time (and CPU time) per MPC step over ``--steps`` steps a
 number of iterations that ran (iLQG stops early once converged; ``--fixed-iterations`` turns the
 stopping tests off so that every step runs exactly ``--iterations``)::
 
-    python -m benchmark.speed_ilqg                       # 1 thread, every source
-    python -m benchmark.speed_ilqg --sources cartpole --horizon 40 --iterations 5
+    python -m benchmark.perf.ilqg                       # 1 thread, every source
+    python -m benchmark.perf.ilqg --sources cartpole --horizon 40 --iterations 5
 
 Sources:
 

@@ -2,7 +2,7 @@
 
 Runs in mbrl-lib's own virtual environment (see ``README.md`` here), never in the project's::
 
-    /tmp/peers/mbrl-lib/bin/python benchmark/peers/mbrl_lib_planning_step.py --threads 2
+    /tmp/peers/mbrl-lib/bin/python benchmark/perf/peers/mbrl_lib_planning_step.py --threads 2
 
 What is built, entirely with mbrl-lib's own classes and helpers (nothing vendored):
 

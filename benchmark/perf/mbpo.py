@@ -10,12 +10,12 @@ not timed), then runs ``--steps`` env steps (default 250: one model-training per
 - ``SAC updates``: ``G`` gradient steps per env step (minibatch sampling included).
 
 Achieved GFLOP/s are the matmul FLOPs (``torch.utils.flop_counter``) over the measured time. The
-peer's figures come from ``benchmark/peers/mbrl_lib_mbpo_step.py`` under the same
+peer's figures come from ``benchmark/perf/peers/mbrl_lib_mbpo_step.py`` under the same
 hyperparameters::
 
-    python -m benchmark.speed_mbpo --task inverted_pendulum --threads 2
-    python -m benchmark.speed_mbpo --task inverted_pendulum --threads 2 --bf16
-    python -m benchmark.speed_mbpo --task hopper --threads 2 --set updates_per_step=40 hidden=512
+    python -m benchmark.perf.mbpo --task inverted_pendulum --threads 2
+    python -m benchmark.perf.mbpo --task inverted_pendulum --threads 2 --bf16
+    python -m benchmark.perf.mbpo --task hopper --threads 2 --set updates_per_step=40 hidden=512
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from algorithms.api import RunContext, Transition, apply_overrides
-from algorithms.buffer import Batch
 from algorithms.mbpo import MBPOAgent, MBPOConfig
+from algorithms.replay.buffer import Batch
 from envs import TASKS
 
 

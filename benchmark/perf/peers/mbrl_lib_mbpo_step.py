@@ -2,8 +2,8 @@
 
 Runs in mbrl-lib's own virtual environment (see ``README.md`` here), never in the project's::
 
-    /tmp/peers/mbrl-lib/bin/python benchmark/peers/mbrl_lib_mbpo_step.py --threads 2
-    /tmp/peers/mbrl-lib/bin/python benchmark/peers/mbrl_lib_mbpo_step.py --task hopper --threads 2
+    /tmp/peers/mbrl-lib/bin/python benchmark/perf/peers/mbrl_lib_mbpo_step.py --threads 2
+    /tmp/peers/mbrl-lib/bin/python benchmark/perf/peers/mbrl_lib_mbpo_step.py --task hopper --threads 2
     # quick check: --init-steps 1000 --steps 50 --threads 1
 
 What runs is the body of ``mbrl.algorithms.mbpo.train``'s env-step loop, made of mbrl-lib's own

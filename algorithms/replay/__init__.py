@@ -1,0 +1,1 @@
+"""Replay storage: transitions (:mod:`.buffer`) and episodes as sequences."""
