@@ -32,32 +32,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from algorithms.api import (
-    AlgoConfig,
-    Algorithm,
-    Capability,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveFraction,
-    PositiveInt,
-    Range,
-    RunContext,
-    Transition,
-    UnitInterval,
-)
-from algorithms.learners.sac import SACLearner, SACLearnerConfig
-from algorithms.models.diagnostics import ModelErrorProbe
-from algorithms.models.ensemble import (
-    EnsembleConfig,
-    ProbabilisticEnsemble,
-    default_weight_decays,
-)
+from algorithms.agents.model_based_sac import ModelBasedSAC, ModelBasedSACConfig
+from algorithms.api import AlgoConfig, NonNegativeInt, PositiveInt, RunContext, UnitInterval
+from algorithms.models.ensemble import EnsembleStep, default_weight_decays
+from algorithms.planners.rollout import imagine_steps
 from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
 
@@ -100,52 +83,24 @@ GENERIC_DEFAULTS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class MBPOConfig(AlgoConfig):
-    """MBPO hyperparameters. "Code" is jannerm/mbpo (``examples/config/<task>/0.py``,
+class MBPOConfig(ModelBasedSACConfig):
+    """MBPO hyperparameters: the model-based SAC fields
+    (:class:`~algorithms.agents.model_based_sac.ModelBasedSACConfig`, MBPO's defaults) and the
+    model rollouts. "Code" is jannerm/mbpo (``examples/config/<task>/0.py``,
     ``examples/development/base.py``, ``mbpo/models/constructor.py``, ``mbpo/models/bnn.py``);
     "paper" is Janner et al. 2019, Appendix C. ``None`` fields take the code's per-task value
     (:data:`MBPO_TASK_DEFAULTS`)."""
 
-    # ---- SAC (the fields of SACLearnerConfig, same names) ----
-    lr: PositiveFloat = 3e-4
-    """Adam learning rate of actor, critics and temperature (code ``base.py``: 3e-4)."""
-    gamma: PositiveFraction = 0.99
-    """Discount (code configs ``discount: 0.99``)."""
-    tau: PositiveFraction = 0.005
-    """Polyak coefficient of the target critics (code ``tau: 5e-3``, update interval 1)."""
-    batch_size: PositiveInt = 256
-    """SAC minibatch (code ``sampler_params.batch_size: 256``)."""
-    hidden: PositiveInt = 256
-    """Hidden units of actor and critics (code ``base.py`` ``M = 256``)."""
-    layers: NonNegativeInt = 2
-    """Hidden layers of actor and critics (code ``(M, M)``)."""
     target_entropy: float | None = None
     """Temperature target. ``None``: the code's per-task value (InvertedPendulum -0.05, Hopper -1,
     Walker2d and HalfCheetah -3, Ant -4, Humanoid -2), else ``-|A|``."""
-    init_alpha: PositiveFloat = 1.0
-    """Initial temperature (softlearning: ``log_alpha = 0``)."""
-    autotune_alpha: bool = True
-    """Learn the temperature (code: SAC with automatic entropy tuning)."""
-    bf16: bool = False
-    """bfloat16 autocast of SAC's network passes (losses stay float32). Not in the paper."""
-    updates_per_step: PositiveInt | None = None
-    """SAC gradient steps per env step, G (code ``n_train_repeat``: 20; HalfCheetah 40;
-    InvertedPendulum 10)."""
     real_ratio: UnitInterval = 0.05
     """Fraction of each SAC batch drawn from real data (code ``real_ratio: 0.05``)."""
-    buffer_size: PositiveInt = 1_000_000
-    """Real replay capacity (code ``SimpleReplayPool`` ``max_size: 1e6``)."""
-    initial_random_steps: NonNegativeInt = 5000
-    """Uniform random env steps before model and SAC training (code ``base.py``
-    ``n_initial_exploration_steps: 5000`` for MBPO)."""
 
     # ---- model rollouts ----
     epoch_length: PositiveInt | None = None
     """Env steps per epoch, the unit of ``rollout_schedule`` and ``model_retain_epochs`` (code
     ``epoch_length``: 1000; InvertedPendulum 250)."""
-    model_train_freq: PositiveInt | None = None
-    """Refit the model (and roll it out) every this many env steps (code ``model_train_freq``:
-    250; Humanoid 1000)."""
     rollouts_per_step: PositiveInt = 400
     """Model rollouts per env step, generated in one batch of ``rollouts_per_step *
     model_train_freq`` at each refit (code ``rollout_batch_size: 100e3`` per 250 steps)."""
@@ -160,35 +115,6 @@ class MBPOConfig(AlgoConfig):
     rollout_deterministic: bool = False
     """Use the model's mean instead of sampling the Gaussian (code ``deterministic: False``)."""
 
-    # ---- dynamics model ----
-    ensemble_size: PositiveInt = 7
-    """Ensemble members (code ``num_networks: 7``)."""
-    num_elites: PositiveInt = 5
-    """Elites by holdout MSE, used for rollouts (code ``num_elites: 5``)."""
-    model_hidden: PositiveInt | None = None
-    """Hidden units per model layer (code ``hidden_dim``: 200; Humanoid 400)."""
-    model_layers: NonNegativeInt = 4
-    """Hidden layers of the model (code ``construct_model``: 4, swish)."""
-    model_lr: PositiveFloat = 1e-3
-    """Model Adam learning rate (code ``construct_model``: 0.001)."""
-    model_batch_size: PositiveInt = 256
-    """Model minibatch per member (code ``_train_model(batch_size=256)``)."""
-    model_weight_decays: tuple[NonNegativeFloat, ...] | None = None
-    """Per-layer L2; ``None``: the code's ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` (a linear
-    ramp between the same end points for other than 4 layers), resolved by :meth:`for_task`."""
-    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.2
-    """Holdout fraction for early stopping and elites (code ``holdout_ratio=0.2``, capped at
-    5000 transitions)."""
-    model_max_epochs: NonNegativeInt = 0
-    """Cap on epochs per refit; 0: no cap, early stopping only (code ``max_epochs=None``)."""
-    model_bf16: bool = False
-    """bf16 autocast of the model's passes (training and rollouts). Not in the paper."""
-    learn_reward: bool = True
-    """The model predicts the reward (code: ``[reward, delta_obs]`` targets). ``False`` scores
-    rollouts with the task's ``reward_fn`` instead."""
-    model_error_horizons: tuple[PositiveInt, ...] = (1, 5, 10, 25)
-    """Horizons of the held-out model-error diagnostic ``model_err_h{k}`` (not in the paper)."""
-
     def for_task(self, task: TaskSpec) -> MBPOConfig:
         """This config with every ``None`` field filled in for ``task``: the code's per-task
         values, ``-|A|`` as the entropy target of a task it has no config for, the model's
@@ -202,25 +128,15 @@ class MBPOConfig(AlgoConfig):
         fill = {k: v for k, v in table.items() if getattr(self, k) is None}
         return dataclasses.replace(self, **fill)
 
-    def ensemble_config(self) -> EnsembleConfig:
-        assert self.model_hidden is not None
-        return EnsembleConfig.from_plugin(self, hidden=self.model_hidden, layers=self.model_layers)
 
-
-class MBPOAgent(Algorithm):
-    """The ``mbpo`` plugin. ``dyna`` (:mod:`algorithms.dyna`) changes where rollouts start and how
-    long they run (:meth:`rollout_starts`, :meth:`rollout_length`)."""
+class MBPOAgent(ModelBasedSAC):
+    """The ``mbpo`` plugin: :class:`~algorithms.agents.model_based_sac.ModelBasedSAC` with
+    branched model rollouts after every refit (:meth:`after_fit`) and SAC batches that are mostly
+    model data (:meth:`sample_batches`). ``dyna`` (:mod:`algorithms.dyna`) changes where rollouts
+    start and how long they run (:meth:`rollout_starts`, :meth:`rollout_length`)."""
 
     name = "mbpo"
     Config = MBPOConfig
-    requires = frozenset({Capability.CONTINUOUS_ACTIONS, Capability.TERMINATION_FN})
-
-    @classmethod
-    def required_capabilities(cls, config: AlgoConfig) -> frozenset[Capability]:
-        assert isinstance(config, MBPOConfig)
-        if config.learn_reward:
-            return cls.requires
-        return cls.requires | {Capability.REWARD_FN}
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
@@ -230,40 +146,9 @@ class MBPOAgent(Algorithm):
 
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
-        assert isinstance(config, MBPOConfig)
-        self.cfg = cfg = self.resolve_config(task, config)  # a no-op on a resolved config
-        dev = ctx.device
-        self.learner = SACLearner(
-            task.obs_dim,
-            task.act_dim,
-            task.act_low,
-            task.act_high,
-            SACLearnerConfig.from_config(cfg),
-            dev,
-            ctx.torch_gen,
-            obs_dims=task.policy_obs_dims,
-        )
-        self.model = ProbabilisticEnsemble.for_task(task, cfg.ensemble_config(), dev)
-        self.buffer = ReplayBuffer.for_trial(cfg.buffer_size, task.obs_dim, task.act_dim, ctx)
+        assert isinstance(self.cfg, MBPOConfig)
         self.model_buffer: ReplayBuffer | None = None  # sized at the first rollout
-        self.probe = ModelErrorProbe.for_task(task, cfg.model_error_horizons)
-        self.env_steps = 0
         self.k = 0
-
-    # ------------------------------------------------------------------ acting
-    def act(
-        self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None
-    ) -> np.ndarray:
-        """``obs [O]`` -> ``[A]``: uniform random during the first ``initial_random_steps``, then
-        a policy sample (``explore``) or ``tanh(mean)``."""
-        if explore and self.env_steps < self.cfg.initial_random_steps:
-            return self.random_action()
-        return self.learner.act_one(obs, deterministic=not explore)
-
-    def observe(self, transition: Transition) -> None:
-        self.buffer.add(transition)
-        self.probe.add(transition)
-        self.env_steps += 1
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -291,34 +176,18 @@ class MBPOAgent(Algorithm):
         assert cfg.epoch_length is not None and cfg.model_retain_epochs is not None
         return cfg.model_retain_epochs * cfg.rollouts_per_step * cfg.epoch_length * k
 
-    # ------------------------------------------------------------------ learning
-    def update(self) -> Mapping[str, float]:
-        """Refit and roll out every ``model_train_freq`` steps; then ``G`` SAC updates."""
-        cfg = self.cfg
-        since = self.env_steps - cfg.initial_random_steps
-        if since < 0:
-            return {}
-        metrics: dict[str, float] = {}
-        assert cfg.model_train_freq is not None
-        if since % cfg.model_train_freq == 0:
-            metrics.update(self.train_model())
-            metrics.update(self.rollout_model())
-        metrics.update(self.train_policy())
-        return metrics
+    def base_length(self, k: int) -> int:
+        """The ``k`` the model buffer is sized for (Dyna sizes it for one step per rollout)."""
+        return k
 
-    def train_model(self) -> dict[str, float]:
-        """Score the current model on the unseen real data, then refit it on all real data."""
-        errors = self.probe.measure(self.model)
-        data = self.buffer.all()
-        fit = self.model.fit(
-            data.obs,
-            data.act,
-            data.next_obs,
-            data.reward if self.cfg.learn_reward else None,
-            rng=self.ctx.np_rng,
-            max_epochs=self.cfg.model_max_epochs or None,
-        )
-        return {**errors, **fit.metrics()}
+    def num_rollouts(self, n: int, k: int) -> int:
+        """How many rollouts to start for a budget of ``n`` (MBPO: ``n`` rollouts of ``k`` steps)."""
+        return n
+
+    # ------------------------------------------------------------------ model data
+    def after_fit(self) -> dict[str, float]:
+        """After each refit: the branched rollouts (:meth:`rollout_model`)."""
+        return self.rollout_model()
 
     def _resize_model_buffer(self, capacity: int) -> ReplayBuffer:
         old = self.model_buffer
@@ -341,43 +210,36 @@ class MBPOAgent(Algorithm):
 
     @torch.no_grad()
     def rollout_model(self) -> dict[str, float]:
-        """Branched rollouts of the current policy in the model, added to the model buffer."""
+        """Branched rollouts of the current policy in the model (one batched ensemble call per
+        step, a random elite per row, rollouts ending at the task's termination), streamed into
+        the model buffer."""
         cfg, task = self.cfg, self.task
         assert cfg.model_train_freq is not None
         self.k = k = self.rollout_length()
         buf = self._resize_model_buffer(self.model_buffer_capacity(self.base_length(k)))
         n = cfg.rollouts_per_step * cfg.model_train_freq
         obs = self.rollout_starts(self.num_rollouts(n, k))
-        added, alive_start = 0, len(obs)
-        for _ in range(k):
-            act = self.learner.act(obs, deterministic=False)
-            out = self.model.step(
-                obs, act, mode="ts1", sample=not cfg.rollout_deterministic,
-                generator=self.ctx.torch_gen,
-            )  # fmt: skip
-            nxt = out.next_obs
-            reward = out.reward if out.reward is not None else task.reward_fn(obs, act, nxt)  # type: ignore[misc]
-            term = task.termination_fn(obs, act, nxt).reshape(-1).bool()  # type: ignore[misc]
-            buf.add_batch(obs, act, reward, nxt, term.float())
-            added += len(obs)
-            obs = nxt[~term]
-            if len(obs) == 0:
-                break
+        step_fn = EnsembleStep(
+            self.model, "ts1", sample=not cfg.rollout_deterministic, generator=self.ctx.torch_gen
+        )
+        added = 0
+        for step in imagine_steps(
+            step_fn,
+            obs,
+            lambda o: self.learner.act(o, deterministic=False),
+            k,
+            reward_fn=task.reward_fn,
+            termination_fn=task.termination_fn,
+        ):
+            buf.add_batch(step.obs, step.act, step.reward, step.next_obs, step.terminated.float())
+            added += len(step.obs)
         return {
             "rollout_length": float(k),
-            "rollout_mean_steps": added / max(alive_start, 1),
+            "rollout_mean_steps": added / max(len(obs), 1),
             "model_buffer_size": float(len(buf)),
         }
 
-    def base_length(self, k: int) -> int:
-        """The ``k`` the model buffer is sized for (Dyna sizes it for one step per rollout)."""
-        return k
-
-    def num_rollouts(self, n: int, k: int) -> int:
-        """How many rollouts to start for a budget of ``n`` (MBPO: ``n`` rollouts of ``k`` steps)."""
-        return n
-
-    def _sample_sac_batches(self, g: int) -> Batch:
+    def sample_batches(self, g: int) -> Batch:
         """``G`` minibatches at once, ``[G, B, ...]``: ``real_ratio`` real, the rest model data."""
         bs, model = self.cfg.batch_size, self.model_buffer
         n_real = int(bs * self.cfg.real_ratio) if model is not None and len(model) else bs
@@ -392,39 +254,18 @@ class MBPOAgent(Algorithm):
 
         return Batch(*(join(i) for i in range(5)))
 
-    def train_policy(self) -> dict[str, float]:
-        """``G`` SAC updates (their minibatches gathered in one go)."""
-        g = self.cfg.updates_per_step
-        assert g is not None
-        if g == 0:
-            return {}
-        batches = self._sample_sac_batches(g)
-        metrics: dict[str, float] = {}
-        for i in range(g):
-            metrics = self.learner.update(Batch(*(x[i] for x in batches)))
-        return metrics
-
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         return {
-            "learner": self.learner.state_dict(),
-            "model": self.model.state_dict(),
-            "model_optim": self.model.optim.state_dict(),
-            "buffer": self.buffer.state_dict(),
+            **super().state_dict(),
             "model_buffer": None if self.model_buffer is None else self.model_buffer.state_dict(),
             "model_buffer_capacity": 0 if self.model_buffer is None else self.model_buffer.capacity,
-            "probe": self.probe.state_dict(),
-            "env_steps": self.env_steps,
             "k": self.k,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.learner.load_state_dict(state["learner"])
-        self.model.load_state_dict(state["model"])
-        self.model.optim.load_state_dict(state["model_optim"])
-        self.buffer.load_state_dict(state["buffer"])
+        super().load_state_dict(state)
         if state["model_buffer"] is not None:
             buf = self._resize_model_buffer(int(state["model_buffer_capacity"]))
             buf.load_state_dict(state["model_buffer"])
-        self.probe.load_state_dict(state["probe"])
-        self.env_steps, self.k = int(state["env_steps"]), int(state["k"])
+        self.k = int(state["k"])

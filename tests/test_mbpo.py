@@ -72,7 +72,7 @@ def test_rollout_length_follows_the_schedule():
     start = agent.cfg.initial_random_steps
     expect = {0: 1, 20: 1, 21: 1, 85: 8, 150: 15, 400: 15}  # int(1 + 14 * (e - 20) / 130)
     for epoch, k in expect.items():
-        agent.env_steps = start + epoch * 1000
+        agent.data.env_steps = start + epoch * 1000
         assert agent.rollout_length() == k, epoch
     assert agent.model_buffer_capacity(15) == 1 * TINY["rollouts_per_step"] * 1000 * 15
 
@@ -99,10 +99,10 @@ class _CountingModel:
 def test_branched_rollouts_are_one_model_call_per_step_from_real_states():
     agent, spec = _agent()
     _fill(agent, spec, 200)
-    agent.train_model()
+    agent.data.fit()
     counter = _CountingModel(agent.model)
     agent.model.step = counter  # type: ignore[method-assign]
-    agent.env_steps = 200 + 3 * 100  # epoch 3: k = 3
+    agent.data.env_steps = 200 + 3 * 100  # epoch 3: k = 3
     info = agent.rollout_model()
     n = agent.cfg.rollouts_per_step * agent.cfg.model_train_freq
     assert info["rollout_length"] == 3 and len(counter.calls) == 3
@@ -117,7 +117,7 @@ def test_branched_rollouts_are_one_model_call_per_step_from_real_states():
 def test_rollouts_stop_terminated_rows():
     agent, spec = _agent(task="inverted_pendulum", rollout_schedule=(0, 1, 4, 4))
     _fill(agent, spec, 200)
-    agent.train_model()
+    agent.data.fit()
     counter = _CountingModel(agent.model)
     agent.model.step = counter  # type: ignore[method-assign]
     agent.rollout_model()
@@ -131,11 +131,11 @@ def test_rollouts_stop_terminated_rows():
 def test_sac_batches_mix_real_and_model_data():
     agent, spec = _agent()
     _fill(agent, spec, 200)
-    b = agent._sample_sac_batches(5)
+    b = agent.sample_batches(5)
     assert b.obs.shape == (5, 32, 3)  # no model data yet: all real
-    agent.train_model()
+    agent.data.fit()
     agent.rollout_model()
-    b = agent._sample_sac_batches(5)
+    b = agent.sample_batches(5)
     assert b.obs.shape == (5, 32, 3) and b.reward.shape == (5, 32)
     n_real = int(32 * agent.cfg.real_ratio)
     real = {tuple(np.round(o, 5)) for o in agent.buffer.obs[: len(agent.buffer)]}
@@ -156,7 +156,7 @@ def test_dyna_rolls_whole_episodes_from_initial_states():
     agent, spec = _agent(DynaAgent, rollout_horizon=50)
     _fill(agent, spec, 400)  # two episodes: two initial states
     assert len(agent._starts) == 2
-    agent.train_model()
+    agent.data.fit()
     counter = _CountingModel(agent.model)
     agent.model.step = counter  # type: ignore[method-assign]
     info = agent.rollout_model()

@@ -266,28 +266,47 @@ class SACLearner:
     # ---- learning ------------------------------------------------------------------------------
 
     def update(self, batch: Batch, target: torch.Tensor | None = None) -> dict[str, float]:
-        """One gradient step on critics, actor and temperature, then the Polyak target update.
+        """One SAC gradient step: :meth:`update_critic`, :meth:`update_actor`,
+        :meth:`update_targets`, in that order.
 
         ``batch``: obs ``[B, O]``, act ``[B, A]`` (env units), reward ``[B]``, next_obs ``[B, O]``,
         terminated ``[B]``; moved to the learner's device if it is not there already.
         ``target``: optional ``[B]`` critic regression target replacing :meth:`td_target`
         (MVE / STEVE pass their multi-step targets).
+        Returns ``critic_loss``, ``actor_loss``, ``alpha_loss``, ``alpha``, ``entropy``,
+        ``q_mean`` (one device sync).
         """
-        obs, act, reward, next_obs, terminated = (
-            x.to(self.device, torch.float32, non_blocking=True) for x in batch
-        )
-        batch = Batch(obs, act, reward, next_obs, terminated)
+        batch = self._on_device(batch)
+        critic = self.update_critic(batch, target)
+        actor = self.update_actor(batch.obs)
+        self.update_targets()
+        stats = torch.stack([critic["critic_loss"], *actor.values(), critic["q_mean"]]).tolist()
+        keys = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean")
+        return dict(zip(keys, stats, strict=True))
 
-        # Critics: 0.5 * mean squared soft Bellman error of each Q (softlearning's loss), summed.
+    def _on_device(self, batch: Batch) -> Batch:
+        return Batch(*(x.to(self.device, torch.float32, non_blocking=True) for x in batch))
+
+    def update_critic(
+        self, batch: Batch, target: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One gradient step of both critics on ``0.5 * mean (Q_i - y)^2`` summed over ``i``
+        (softlearning's loss), ``y`` = ``target [B]`` or :meth:`td_target`. Returns detached
+        scalar tensors ``critic_loss``, ``q_mean`` (no device sync)."""
         y = self.td_target(batch) if target is None else target.to(self.device).detach()
-        q = self.q_values(obs, self.to_unit_action(act))  # [2, B]
+        q = self.q_values(batch.obs, self.to_unit_action(batch.act))  # [2, B]
         critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()
+        return {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
 
-        # Actor: minimise E[alpha log pi(a|s) - min_i Q_i(s, a)], a reparameterised. The critic is
-        # frozen for this pass, so no weight gradients are computed for it.
+    def update_actor(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One gradient step of the actor on ``E[alpha log pi(a|s) - min_i Q_i(s, a)]`` (``a``
+        reparameterised, the critics frozen for this pass) and, with ``autotune_alpha``, of the
+        temperature on ``-log_alpha (log pi + target_entropy)`` (softlearning's form), at the
+        states ``obs [B, O]``. Returns detached scalar tensors ``actor_loss``, ``alpha_loss``,
+        ``alpha`` (before this step), ``entropy`` (no device sync)."""
         alpha = self.alpha
         self.critic.requires_grad_(False)
         a_pi, log_prob = self.policy(obs)
@@ -298,7 +317,6 @@ class SACLearner:
         self.actor_opt.step()
         self.critic.requires_grad_(True)
 
-        # Temperature: minimise -log_alpha * (log pi + target_entropy) (softlearning's form).
         log_prob = log_prob.detach()
         if self.cfg.autotune_alpha:
             alpha_loss = -(self.log_alpha * (log_prob + self.target_entropy)).mean()
@@ -307,24 +325,19 @@ class SACLearner:
             self.alpha_opt.step()
         else:
             alpha_loss = torch.zeros((), device=self.device)
+        return {
+            "actor_loss": actor_loss.detach(),
+            "alpha_loss": alpha_loss.detach(),
+            "alpha": alpha,
+            "entropy": -log_prob.mean(),
+        }
 
-        # Targets: theta_targ <- (1 - tau) theta_targ + tau theta, one fused op over all tensors.
-        with torch.no_grad():
-            torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
+    @torch.no_grad()
+    def update_targets(self) -> None:
+        """Polyak step ``theta_targ <- (1 - tau) theta_targ + tau theta`` (one fused op over all
+        tensors); counts one update."""
+        torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
         self.updates += 1
-
-        stats = torch.stack(
-            [
-                critic_loss.detach(),
-                actor_loss.detach(),
-                alpha_loss.detach(),
-                alpha,
-                -log_prob.mean(),
-                q.detach().mean(),
-            ]
-        ).tolist()  # one device sync
-        keys = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean")
-        return dict(zip(keys, stats, strict=True))
 
     # ---- checkpointing -------------------------------------------------------------------------
 

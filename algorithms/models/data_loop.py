@@ -1,18 +1,23 @@
-"""The data side of a planner on a learned model (PETS's loop), shared by the MPC plugins
-(:mod:`algorithms.agents.mpc`) and iLQG (:mod:`algorithms.ilqg`):
+"""The data side of every learned-model plugin: :class:`LearnedModel` holds the ensemble, the
+replay of real transitions, the held-out model-error probe and the refit schedule. The MPC plugins
+(:mod:`algorithms.agents.mpc`), iLQG (:mod:`algorithms.ilqg`) and the model-based SAC agents
+(:mod:`algorithms.agents.model_based_sac`: MBPO, Dyna) all use it:
 
-- every real transition goes to a replay buffer and to the held-out model-error probe;
+- every real transition goes to the replay buffer and to the probe;
 - ``initial_random_steps`` of uniform random actions come first (the plugin asks
-  :attr:`ModelDataLoop.random_phase`); the first fit is at the step that ends them;
-- then a refit after every training episode and, optionally, every ``train_every`` env steps;
+  :attr:`LearnedModel.random_phase`); the first fit is at the step that ends them;
+- then a refit every ``fit_every`` env steps counted from there (MBPO's ``model_train_freq``; the
+  planners' optional ``train_every``) and, with ``fit_at_episode_end``, after every training
+  episode (PETS);
 - before each refit the probe scores the current model on the data it has not been trained on
   (``model_err_h{k}``, :mod:`algorithms.models.diagnostics`);
 - every refit's statistics (``model_err_h{k}``, ``model_holdout_mse``, ``model_train_loss``,
-  ``model_epochs``) are returned once, by :meth:`ModelDataLoop.on_episode_end` at the end of the
-  episode the refit happened in (the mean when that episode had several refits), whichever hook
-  ran the refit: one value per (env step, metric) in the trial's curve.
+  ``model_epochs``) are returned once: by :meth:`LearnedModel.update` at the step of the refit
+  (``report="update"``, MBPO) or by :meth:`LearnedModel.on_episode_end` at the end of the episode
+  the refit happened in (``report="episode_end"``, the planners; the mean when that episode had
+  several refits): one value per (env step, metric) in the trial's curve.
 
-The planner owns how it uses :attr:`ModelDataLoop.model`; this class only feeds and fits it.
+The plugin owns how it uses :attr:`LearnedModel.model`; this class only feeds and fits it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from algorithms.api import (
     AlgoConfig,
@@ -45,7 +50,7 @@ from envs.spec import TaskSpec
 
 @dataclass(frozen=True)
 class LearnedModelConfig(AlgoConfig):
-    """The learned model's settings of a planner on a :class:`ModelDataLoop` (the MPC plugins,
+    """The learned model's settings of a planner on a :class:`LearnedModel` (the MPC plugins,
     ``ilqg``): MBPO's ensemble training (jannerm/mbpo ``construct_model``/``BNN.train``: 7
     members, 5 elites, holdout early stopping) in PETS's data loop (kchua/handful-of-trials
     ``MPC.py``: one random rollout first, refit after every episode)."""
@@ -54,7 +59,8 @@ class LearnedModelConfig(AlgoConfig):
     """Uniform random env steps before the first fit. ``None``: one episode of the task (PETS
     starts from one random rollout, ``ninit_rollouts=1``), resolved per task (:meth:`for_task`)."""
     train_every: NonNegativeInt = 0
-    """Also refit every this many env steps (0: only after each training episode, as PETS)."""
+    """Also refit every this many env steps, counted from the first fit (0: only after each
+    training episode, as PETS)."""
     buffer_size: PositiveInt = 1_000_000
     """Replay capacity (PETS keeps all data)."""
     ensemble_size: PositiveInt = 7
@@ -105,22 +111,25 @@ class LearnedModelConfig(AlgoConfig):
             max_epochs=self.model_max_epochs or None,
         )
 
-    def data_loop(self, task: TaskSpec, ctx: RunContext, device: Any = None) -> ModelDataLoop:
-        """The data loop of a trial: this ensemble, replay, probe and fit schedule."""
-        return ModelDataLoop(
+    def data_loop(self, task: TaskSpec, ctx: RunContext, device: Any = None) -> LearnedModel:
+        """The learned model of a trial: this ensemble, replay, probe and fit schedule (a refit
+        after every training episode, as PETS, and every ``train_every`` steps)."""
+        return LearnedModel(
             task,
             self.ensemble_config(),
             ctx,
             buffer_size=self.buffer_size,
             error_horizons=self.model_error_horizons,
             initial_random_steps=self.initial_random_steps,
-            train_every=self.train_every,
+            fit_every=self.train_every,
+            fit_at_episode_end=True,
+            report="episode_end",
             device=device,
         )
 
 
-class ModelDataLoop:
-    """Replay buffer, model-error probe and fit schedule around one :class:`ProbabilisticEnsemble`.
+class LearnedModel:
+    """Ensemble, replay buffer, model-error probe and refit schedule of one trial.
 
     Args:
         task: the task (ensemble and probe are built for its observation layout).
@@ -129,7 +138,11 @@ class ModelDataLoop:
         buffer_size: replay capacity (capped at the trial's step budget).
         error_horizons: horizons of the held-out model-error diagnostic.
         initial_random_steps: random env steps before the first fit (``None``: one episode).
-        train_every: also refit every this many env steps (0: only at episode ends).
+        fit_every: also refit every this many env steps after the first fit (0: never).
+        fit_at_episode_end: refit after every training episode (PETS), unless still random or
+            just refitted.
+        report: where a refit's statistics are returned: ``"update"`` (at its step) or
+            ``"episode_end"`` (at the end of its episode).
         device: where the ensemble lives (``None``: the trial's device).
     """
 
@@ -142,7 +155,9 @@ class ModelDataLoop:
         buffer_size: int,
         error_horizons: Sequence[int],
         initial_random_steps: int | None = None,
-        train_every: int = 0,
+        fit_every: int = 0,
+        fit_at_episode_end: bool = True,
+        report: Literal["update", "episode_end"] = "episode_end",
         device: Any = None,
     ) -> None:
         self.ctx = ctx
@@ -155,12 +170,14 @@ class ModelDataLoop:
         self.initial_random_steps = (
             task.max_episode_steps if initial_random_steps is None else initial_random_steps
         )
-        self.train_every = train_every
+        self.fit_every = fit_every
+        self.fit_at_episode_end = fit_at_episode_end
+        self.report = report
         self.env_steps = 0
         self.last_fit_step = -1
         self.last_fit: FitResult | None = None
         self.pending_fits: list[dict[str, float]] = []
-        """Statistics of the refits not yet reported (see :meth:`on_episode_end`)."""
+        """Statistics of the refits not yet reported (``report="episode_end"``)."""
 
     @property
     def random_phase(self) -> bool:
@@ -172,9 +189,15 @@ class ModelDataLoop:
         self.buffer.add(transition)
         self.probe.add(transition)
 
+    @property
+    def fitted_now(self) -> bool:
+        """Whether the model was refitted at the current env step."""
+        return self.last_fit_step == self.env_steps
+
     def fit(self) -> dict[str, float]:
         """Score the model on the data since the last fit, then refit on all data. Returns the
-        refit's statistics (also queued for :meth:`on_episode_end`)."""
+        refit's statistics (also queued for :meth:`on_episode_end` with
+        ``report="episode_end"``)."""
         errors = self.probe.measure(self.model)  # data since the last fit: held out from it
         data = self.buffer.all()
         self.last_fit = self.model.fit(
@@ -186,26 +209,28 @@ class ModelDataLoop:
         )
         self.last_fit_step = self.env_steps
         stats = {**errors, **self.last_fit.metrics()}
-        self.pending_fits.append(stats)
+        if self.report == "episode_end":
+            self.pending_fits.append(stats)
         return stats
 
     def update(self) -> dict[str, float]:
-        """After an env step: fit at the end of the random phase and every ``train_every``. Logs
-        nothing: the refit's statistics wait for :meth:`on_episode_end`."""
-        if self.env_steps == self.last_fit_step:
+        """After an env step: fit at the end of the random phase and every ``fit_every`` steps
+        after it. Returns the refit's statistics with ``report="update"``, else nothing (they
+        wait for :meth:`on_episode_end`)."""
+        since = self.env_steps - self.initial_random_steps
+        if since < 0 or self.fitted_now:
             return {}
-        n0, every = self.initial_random_steps, self.train_every
-        if self.env_steps == n0 or (every and self.env_steps > n0 and self.env_steps % every == 0):
-            self.fit()
+        if since == 0 or (self.fit_every and since % self.fit_every == 0):
+            stats = self.fit()
+            return stats if self.report == "update" else {}
         return {}
 
     def on_episode_end(self) -> dict[str, float]:
-        """After a training episode: refit, unless still random or just fitted; returns the
-        statistics of this episode's refits (their mean per metric when there were several)."""
-        if not (
-            self.env_steps < self.initial_random_steps
-            or self.env_steps == self.last_fit_step
-            or self.env_steps == 0
+        """After a training episode: refit (with ``fit_at_episode_end``), unless still random or
+        just fitted; returns the statistics of this episode's refits (their mean per metric when
+        there were several) with ``report="episode_end"``."""
+        if self.fit_at_episode_end and not (
+            self.env_steps < self.initial_random_steps or self.fitted_now or self.env_steps == 0
         ):
             self.fit()
         fits, self.pending_fits = self.pending_fits, []
@@ -238,10 +263,10 @@ class ModelDataLoop:
 
 class DataLoopHooks:
     """The :class:`~algorithms.api.Algorithm` hooks of a planner whose learned model, if any, is a
-    :class:`ModelDataLoop` in ``self.data`` (``None`` on the true model: the hooks do nothing).
+    :class:`LearnedModel` in ``self.data`` (``None`` on the true model: the hooks do nothing).
     Put it before ``Algorithm`` in the bases."""
 
-    data: ModelDataLoop | None
+    data: LearnedModel | None
     ctx: RunContext
 
     def _loop_state(self) -> dict[str, Any]:
@@ -277,3 +302,7 @@ class DataLoopHooks:
 
     def on_episode_end(self) -> Mapping[str, float]:
         return {} if self.data is None else self.data.on_episode_end()
+
+
+ModelDataLoop = LearnedModel
+"""Former name of :class:`LearnedModel` (kept while the planners move over)."""

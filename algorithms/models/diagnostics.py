@@ -12,12 +12,15 @@ sampling), and compared with the real ``s_{i+k}``. Windows never cross an episod
 is the mean over the policy-visible dims (``TaskSpec.policy_obs_dims``) of the squared error in
 units of each dim's standard deviation over every real state seen so far (so 1.0 is as bad as
 predicting the mean state), angles wrapped to ``[-pi, pi]``. Logged as ``model_err_h{k}``.
+
+The pending steps live in a :class:`~algorithms.replay.sequence.SequenceReplay` (``capacity``
+steps, the most recent; an episode whose start was overwritten keeps its surviving steps, which
+are scored as far as they go), whose episode ends bound the windows.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 
 from algorithms.api import Transition
+from algorithms.replay.sequence import SequenceReplay
 
 if TYPE_CHECKING:
     from envs.spec import TaskSpec
@@ -58,9 +62,8 @@ class ModelErrorProbe:
         self.angle_dims = [self.dims.index(d) for d in angle_dims if d in self.dims]
         self.capacity = capacity
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self._pending: deque[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = deque(
-            maxlen=capacity
-        )
+        # headless episodes kept: every pending step is scored, as far as its episode was seen
+        self.pending = SequenceReplay(capacity, obs_dim, act_dim, drop_partial=False)
         self._n = 0
         self._sum = np.zeros(obs_dim)
         self._sumsq = np.zeros(obs_dim)
@@ -79,21 +82,14 @@ class ModelErrorProbe:
     def add(self, t: Transition) -> None:
         """Record one real transition (in the order they happened)."""
         obs = np.asarray(t.obs, np.float64).reshape(-1)
-        self._pending.append(
-            (
-                obs.astype(np.float32),
-                np.asarray(t.action, np.float32).reshape(-1),
-                np.asarray(t.next_obs, np.float32).reshape(-1),
-                bool(t.terminated or t.truncated),
-            )
-        )
+        self.pending.add(t)
         self._n += 1
         self._sum += obs
         self._sumsq += obs * obs
 
     def clear(self) -> None:
         """Forget the pending transitions (the model is about to be trained on them)."""
-        self._pending.clear()
+        self.pending.clear()
 
     def scale(self) -> np.ndarray:
         """``[O]`` standard deviation of every real state seen so far (floored at 1e-6)."""
@@ -105,17 +101,16 @@ class ModelErrorProbe:
     def measure(self, model: Any) -> dict[str, float]:
         """Score ``model`` (a fitted :class:`ProbabilisticEnsemble`) on the pending transitions,
         then clear them. Horizons without a full window are left out (no NaN is logged)."""
-        pending = list(self._pending)
-        self._pending.clear()
-        if not pending or not getattr(model, "fitted", False):
+        steps = self.pending.steps()
+        n, kmax = len(steps.obs), max(self.horizons)
+        # window [i, i + k) is valid when its last step i + k - 1 is in i's episode
+        ends = self.pending.episode_ends(np.arange(n))
+        self.pending.clear()
+        if not n or not getattr(model, "fitted", False):
             return {}
-        obs = torch.as_tensor(np.stack([p[0] for p in pending]), device=model.device)
-        act = torch.as_tensor(np.stack([p[1] for p in pending]), device=model.device)
-        nxt = torch.as_tensor(np.stack([p[2] for p in pending]), device=model.device)
-        done = np.array([p[3] for p in pending])
-        n, kmax = len(pending), max(self.horizons)
-        # window [i, i + k) is valid when i + k <= n and no episode ends at i .. i + k - 2
-        ends = np.concatenate([[0], np.cumsum(done)])  # ends[j] = episode ends before index j
+        obs, act, nxt = (
+            torch.as_tensor(a, device=model.device) for a in (steps.obs, steps.act, steps.next_obs)
+        )
         dims = torch.as_tensor(self.dims, device=model.device)
         scale = torch.as_tensor(self.scale()[self.dims], dtype=torch.float32, device=model.device)
         out: dict[str, float] = {}
@@ -128,8 +123,7 @@ class ModelErrorProbe:
             if k not in self.horizons:
                 continue
             last = idx + k - 1
-            ok = last < n
-            ok[ok] &= ends[last[ok]] - ends[idx[ok]] == 0
+            ok = last < ends
             if not ok.any():
                 continue
             sel = torch.as_tensor(np.flatnonzero(ok), device=model.device)
@@ -146,12 +140,18 @@ class ModelErrorProbe:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "pending": list(self._pending),
+            "pending": self.pending.state_dict(),
             "n": self._n,
             "sum": self._sum.copy(),
             "sumsq": self._sumsq.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending = deque(state["pending"], maxlen=self.capacity)
+        pending = state["pending"]
+        if isinstance(pending, dict):
+            self.pending.load_state_dict(pending)
+        else:  # a checkpoint from before the SequenceReplay: (obs, act, next_obs, done) tuples
+            self.pending.clear()
+            for obs, act, nxt, done in pending:
+                self.pending.add(Transition(obs, act, 0.0, nxt, done, False))
         self._n, self._sum, self._sumsq = state["n"], state["sum"].copy(), state["sumsq"].copy()

@@ -170,10 +170,6 @@ class Assignment(NamedTuple):
     def batch(self) -> int:
         return len(self.inv)
 
-    def positions(self) -> torch.Tensor:
-        """``[B]`` long: the elite position (``0..K-1``) of each row."""
-        return self.inv // self.per_member
-
 
 class StepOutput(NamedTuple):
     next_obs: torch.Tensor
@@ -488,6 +484,38 @@ class ProbabilisticEnsemble(nn.Module):
         next_obs = obs + y[..., : self.obs_dim]
         reward = y[..., self.obs_dim] if self.config.learn_reward else None
         return StepOutput(next_obs, reward)
+
+    def step_members(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        *,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> StepOutput:
+        """Every elite's own prediction, kept apart (STEVE's per-member rollouts).
+
+        ``obs [K, B, O]`` (one batch per elite, ``K = len(elites)``) or ``[B, O]`` (the same
+        batch for every elite), ``act`` likewise -> ``next_obs [K, B, O]``, ``reward [K, B]``
+        (``None`` without a reward head). Elite ``k`` is ``self.elites[k]``; one batched op per
+        layer, no loop over members. Not under ``no_grad``.
+        """
+        k = len(self.elite_idx)
+        if obs.dim() == 2:
+            obs = obs.expand(k, *obs.shape)
+        if act.dim() == 2:
+            act = act.expand(k, *act.shape)
+        if obs.shape[0] != k or act.shape[0] != k:
+            raise ValueError(
+                f"step_members takes one batch per elite ([{k}, B, ...]) or a shared [B, ...] "
+                f"batch, got obs {tuple(obs.shape)} and act {tuple(act.shape)}"
+            )
+        x = self.in_norm(torch.cat([self.features(obs), act], dim=-1))
+        mean, logvar = self.forward(x, self.elite_idx)
+        y = mean + (0.5 * logvar).exp() * self._noise(mean, generator) if sample else mean
+        y = self.out_norm.denormalize(y)
+        reward = y[..., self.obs_dim] if self.config.learn_reward else None
+        return StepOutput(obs + y[..., : self.obs_dim], reward)
 
     # ------------------------------------------------------------------ training
     def _targets(self, obs: torch.Tensor, next_obs: torch.Tensor, reward: torch.Tensor | None):

@@ -1,4 +1,6 @@
-"""Batched model rollouts: the returns of many action sequences (or a policy) in one pass.
+"""Batched model rollouts: the returns of many action sequences or a policy in one pass
+(:func:`rollout`, what planners score), and the imagined trajectories themselves
+(:func:`imagine_steps`, :func:`imagine`: what MBPO, Dyna and value expansion learn from).
 
 Shapes: ``N`` sequences (or start states), ``P`` particles per sequence, ``H`` horizon, ``O`` obs
 dim, ``A`` action dim. Particles are laid out sequence-major: row ``n * P + p`` of the internal
@@ -13,7 +15,7 @@ call in ``no_grad``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
@@ -149,3 +151,122 @@ def score_trajectories(
         before = torch.cumsum(done.int(), dim=1) - done.int()
         r = torch.where(before == 0, r, torch.zeros_like(r))
     return (r * disc).sum(dim=1)
+
+
+class ImaginedStep(NamedTuple):
+    """One step of :func:`imagine_steps` over the ``M`` rollouts still alive at that step."""
+
+    obs: torch.Tensor
+    """``[M, O]``."""
+    act: torch.Tensor
+    """``[M, A]``."""
+    reward: torch.Tensor
+    """``[M]``: the model's reward head, else the task's ``reward_fn``."""
+    next_obs: torch.Tensor
+    """``[M, O]``."""
+    terminated: torch.Tensor
+    """``[M]`` bool: the step ended its rollout (the task's ``termination_fn``)."""
+    rows: torch.Tensor
+    """``[M]`` long: the start state (``0..N-1``) each row continues."""
+
+
+def imagine_steps(
+    step_fn: StepFn,
+    obs: torch.Tensor,
+    policy: PolicyFn,
+    horizon: int,
+    *,
+    reward_fn: RewardFn | None = None,
+    termination_fn: TerminationFn | None = None,
+) -> Iterator[ImaginedStep]:
+    """Roll ``N`` start states ``obs [N, O]`` ``horizon`` steps under ``policy``, one
+    :class:`ImaginedStep` per step, **compacted**: a rollout that terminates leaves the batch, so
+    each step runs the model and the policy on the live rows only (one batched call each) and
+    their random draws are sized by the live count. Stops early when every rollout has ended.
+
+    A generator, so a caller that streams the steps into a buffer (MBPO: ``N`` = 100k start
+    states) never holds a whole ``[H, N, ...]`` trajectory; :func:`imagine` stacks them.
+    Keeps the autograd graph (wrap the call in ``no_grad`` to generate data).
+    """
+    rows = torch.arange(obs.shape[0], device=obs.device)
+    for _ in range(horizon):
+        act = policy(obs)
+        out = step_fn(obs, act)
+        nxt, reward = out if isinstance(out, tuple) else (out, None)
+        if reward is None:
+            if reward_fn is None:
+                raise ValueError("step_fn returned no reward: pass `reward_fn`")
+            reward = reward_fn(obs, act, nxt)
+        if termination_fn is None:
+            term = torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
+        else:
+            term = termination_fn(obs, act, nxt).reshape(-1).bool()
+        yield ImaginedStep(obs, act, reward, nxt, term, rows)
+        if bool(term.any()):
+            keep = ~term
+            obs, rows = nxt[keep], rows[keep]
+            if len(obs) == 0:
+                return
+        else:
+            obs = nxt
+
+
+class Imagined(NamedTuple):
+    """Imagined trajectories of ``N`` start states over ``H`` steps, padded past termination.
+
+    ``mask[t, n]`` is True where step ``t`` of rollout ``n`` happened (it had not terminated
+    before ``t``). Past its end a rollout's ``obs`` stays at its terminal state and its ``act``,
+    ``reward`` are zero, so ``(mask * reward)`` sums and masked losses need no further care.
+    """
+
+    obs: torch.Tensor
+    """``[H + 1, N, O]``: ``obs[0]`` the start states, ``obs[t + 1]`` the state after step t."""
+    act: torch.Tensor
+    """``[H, N, A]``."""
+    reward: torch.Tensor
+    """``[H, N]``."""
+    terminated: torch.Tensor
+    """``[H, N]`` bool: step ``t`` ended rollout ``n``."""
+    mask: torch.Tensor
+    """``[H, N]`` bool: step ``t`` of rollout ``n`` happened."""
+
+
+def imagine(
+    step_fn: StepFn,
+    obs: torch.Tensor,
+    policy: PolicyFn,
+    horizon: int,
+    *,
+    reward_fn: RewardFn | None = None,
+    termination_fn: TerminationFn | None = None,
+) -> Imagined:
+    """:func:`imagine_steps` stacked into padded ``[H, N, ...]`` tensors with a mask (value
+    expansion's targets: MVE/STEVE). Differentiable where the steps are (scatter by
+    ``index_copy``); the same random draws as :func:`imagine_steps`."""
+    n = obs.shape[0]
+    states, acts, rewards, terms, masks = [obs], [], [], [], []
+    last = obs
+    for step in imagine_steps(
+        step_fn, obs, policy, horizon, reward_fn=reward_fn, termination_fn=termination_fn
+    ):
+        rows = step.rows
+        last = last.index_copy(0, rows, step.next_obs)
+        states.append(last)
+        acts.append(step.act.new_zeros(n, step.act.shape[-1]).index_copy(0, rows, step.act))
+        rewards.append(step.reward.new_zeros(n).index_copy(0, rows, step.reward))
+        term = torch.zeros(n, dtype=torch.bool, device=obs.device)
+        terms.append(term.index_copy(0, rows, step.terminated))
+        masks.append(torch.zeros_like(term).index_fill(0, rows, True))
+    for _ in range(horizon - len(acts)):  # every rollout ended early: pad the remaining steps
+        states.append(last)
+        acts.append(torch.zeros_like(acts[-1]))
+        rewards.append(torch.zeros_like(rewards[-1]))
+        terms.append(torch.zeros_like(terms[-1]))
+        masks.append(torch.zeros_like(masks[-1]))
+    return Imagined(
+        obs=torch.stack(states),
+        act=torch.stack(acts),
+        reward=torch.stack(rewards),
+        terminated=torch.stack(terms),
+        mask=torch.stack(masks),
+    )

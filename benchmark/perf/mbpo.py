@@ -70,7 +70,7 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
     for _ in range(args.init_steps):
         env_step(False)
     # warm-up (not timed): the first fit, rollouts and a few SAC updates
-    fit0 = agent.train_model()
+    fit0 = agent.data.fit()
     agent.rollout_model()
     agent.train_policy()
 
@@ -83,7 +83,7 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
         t1 = time.perf_counter()
         t["env + act"] += t1 - t0
         if i % c.model_train_freq == c.model_train_freq - 1:
-            fit = agent.train_model()
+            fit = agent.data.fit()
             t2 = time.perf_counter()
             agent.rollout_model()
             t3 = time.perf_counter()
@@ -99,7 +99,7 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
     out = {k: 1e3 * v / n for k, v in t.items()}
     out["total"] = sum(out.values())
     # FLOPs: one SAC update, one model minibatch (forward + backward)
-    b = agent._sample_sac_batches(1)
+    b = agent.sample_batches(1)
     sac_flops = _flops(lambda: agent.learner.update(Batch(*(x[0] for x in b))))
     e, bs, dev = c.ensemble_size, c.model_batch_size, agent.model.device
     x = torch.randn(e, bs, agent.model.in_dim, device=dev)
