@@ -13,7 +13,7 @@ ALGORITHMS: Registry[str] = Registry("algorithm")
 for _name, _ref in {
     "random": "algorithms.random_policy:RandomPolicy",
     "sac": "algorithms.sac:SACAgent",
-    "rs": "algorithms.rs:RandomShooting",
+    "rs": "algorithms.rs:RSAgent",
     "lqr": "algorithms.lqr:LQR",
     "cem": "algorithms.cem:CEMAgent",
     "mppi": "algorithms.mppi:MPPIAgent",

@@ -157,6 +157,19 @@ class RunContext:
     total_steps: int
     """The trial's budget in env steps (schedules such as MBPO's rollout length need it)."""
 
+    def generator_state(self) -> dict[str, Any]:
+        """The state of the trial's generators. The driver saves it with every checkpoint and
+        restores it after :meth:`Algorithm.load_state_dict`: the one owner of generator state, so
+        a plugin's ``state_dict`` (and the buffers and learners in it) leaves these generators
+        out. A generator a part creates for itself (e.g. a CUDA generator seeded from
+        ``torch_gen``) is that part's to save."""
+        return {"np_rng": self.np_rng.bit_generator.state, "torch_gen": self.torch_gen.get_state()}
+
+    def load_generator_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of :meth:`generator_state`."""
+        self.np_rng.bit_generator.state = state["np_rng"]
+        self.torch_gen.set_state(state["torch_gen"])
+
     @classmethod
     def from_seed(cls, seed: int, *, device: str | torch.device = "cpu", total_steps: int = 0):
         """Derive every generator from one seed (distinct streams via ``SeedSequence``)."""
@@ -219,7 +232,8 @@ class Algorithm(ABC):
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume training (weights, optimizers, buffers, rng states)."""
+        """Everything needed to resume training (weights, optimizers, buffers, counters). Not the
+        trial's generators: the driver saves those (:meth:`RunContext.generator_state`)."""
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:  # noqa: B027

@@ -10,7 +10,8 @@ episodes may interleave with a training episode). The cost is ``-reward_fn``; th
 ``termination_fn``. iLQG is deterministic: ``explore`` changes nothing but the slot, so training
 episodes are already evaluation-quality (``eval_episodes=0`` suits true-model runs).
 
-Models and derivatives (:mod:`algorithms.planners.ilqg`):
+Models and derivatives (:mod:`algorithms.planners.derivatives`, and
+:mod:`algorithms.planners.mujoco_problem` for the simulator):
 
 - ``model="true"`` on a task with torch ``dynamics``: autograd (``torch.func``) of the dynamics
   and reward, the whole horizon in one call;
@@ -56,16 +57,9 @@ from algorithms.api import (
     RunContext,
 )
 from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
-from algorithms.planners.ilqg import (
-    DTYPE,
-    AutogradProblem,
-    EnsembleProblem,
-    ILQGOptions,
-    ILQGResult,
-    MujocoProblem,
-    Problem,
-    ilqg,
-)
+from algorithms.planners.derivatives import DTYPE, AutogradProblem, EnsembleProblem, Problem
+from algorithms.planners.ilqg import ILQGOptions, ILQGResult, ilqg
+from algorithms.planners.mujoco_problem import MujocoProblem
 from envs.spec import TaskSpec
 
 

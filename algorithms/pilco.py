@@ -19,11 +19,13 @@ every training episode (:meth:`PILCO.on_episode_end`)
    with every cross-covariance carried along (``cov[y, f(x)] = cov[y, x] V``);
 3. act with the deterministic policy ``u = mid + half * sat(pi(x))`` (training and evaluation).
 
-The cost is task-specific (:data:`TASKS`): PILCO's cart-pole cost on the pole tip's distance to
-the upright target, ``d^2 = (x + l sin th)^2 + l^2 (cos th + 1)^2``, written as a quadratic form
-in ``[x, sin th, cos th]`` (pilco-matlab ``loss_cp.m``), and the same for the pendulum's tip;
-the pendulum's random resets need several start distributions (:func:`_pendulum`).
-:meth:`PILCO.check_task` rejects other tasks before a trial starts.
+The cost is the task's (:class:`envs.spec.SaturatingCost`, ``TaskSpec.saturating_cost``, set in
+the task's module): the cart-pole's on the pole tip's distance to the upright target, written as a
+quadratic form in ``[x, sin th, cos th]`` (pilco-matlab ``loss_cp.m``), and the same for the
+pendulum's tip, whose random resets need several start distributions. The cost also carries the
+scenario's state map, model and policy inputs, horizon and ``p(x_0)``. :meth:`PILCO.check_task`
+rejects tasks without one before a trial starts. Policies and their squashing:
+:mod:`algorithms.models.policies`.
 
 Deviations from the paper for our ``cartpole_swingup`` (dt 0.05 s, 200-step episodes, l = 0.6 m)
 are in the docstrings of :class:`PILCOConfig` (``action_repeat``, ``horizon``, ``trial_steps``,
@@ -38,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -57,132 +59,18 @@ from algorithms.api import (
     RunContext,
     Transition,
 )
-from algorithms.models.gp import (
-    DTYPE,
-    GPModel,
-    gp_moments,
-    gsat,
-    gsin,
-    gtrig,
-    loss_sat,
-    sat_value,
-    se_ard,
+from algorithms.models.gp import DTYPE, GPModel, augment_points
+from algorithms.models.policies import (
+    MomentFn,
+    MomentMatchedRollout,
+    init_policy,
+    optimize_policy,
+    squash,
 )
-from envs.spec import TaskSpec
+from envs import TASKS as TASK_REGISTRY
+from envs.spec import SaturatingCost, TaskSpec
 
 Tensor = torch.Tensor
-MomentFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
-
-
-# --------------------------------------------------------------------------- per-task setup
-@dataclass(frozen=True)
-class PILCOTask:
-    """What PILCO needs to know about a task beyond its :class:`TaskSpec`.
-
-    The state is the observation (or :attr:`obs_to_state` of it); ``aug`` below is
-    ``[state, sin a_1, cos a_1, ...]`` for the angle dims ``a_i`` (pilco-matlab's ``angi``, in
-    ``gTrig``'s interleaved order)."""
-
-    angle_dims: tuple[int, ...]
-    dyn_inputs: tuple[int, ...]
-    """Indices into ``aug`` fed to the dynamics GP (before the action): pilco-matlab ``dyni``."""
-    policy_inputs: tuple[int, ...]
-    """Indices into ``aug`` fed to the policy: ``poli``."""
-    policy_lengthscales: tuple[float, ...]
-    """Initial RBF length-scales per policy input (``policy.p.hyp`` of the settings file)."""
-    target: tuple[float, ...]
-    """``z``: the target in ``aug`` coordinates."""
-    weight: tuple[tuple[float, ...], ...]
-    """``Q`` on ``aug``; the cost uses ``W = Q / cost_width^2``."""
-    cost_width: float
-    horizon: int
-    """Optimization horizon ``H`` in control steps (``PILCOConfig.horizon`` overrides it)."""
-    init_mean: tuple[float, ...]
-    init_cov: tuple[tuple[float, ...], ...]
-    start_means: tuple[tuple[float, ...], ...] = ()
-    """Several start distributions ``N(mu_k, init_cov)``: when given (``init_mean`` unused), the
-    optimized cost is the mean of the ``K`` rollouts' expected costs (pilco-matlab ``value.m``
-    with a matrix of start means, one rollout per column). ``()``: one start, ``init_mean``."""
-    obs_to_state: Callable[[np.ndarray], np.ndarray] | None = None
-    """``[N, O] -> [N, S]``: the PILCO state of observations (``None``: the observation)."""
-    wrap_dims: tuple[int, ...] = ()
-    """State dims whose one-step change is wrapped to ``[-pi, pi)`` (angles observed modulo
-    ``2 pi``: the GP target is the unwrapped change)."""
-
-
-def _cartpole() -> PILCOTask:
-    """pilco-matlab ``settings_cp.m`` / ``loss_cp.m`` on ``[x, x_dot, th, th_dot]`` (th = pi up)."""
-    from envs.classic.cartpole_swingup import INIT_STD, POLE_LENGTH
-
-    ell = POLE_LENGTH
-    q = np.zeros((6, 6))  # aug = [x, x_dot, th, th_dot, sin th, cos th]
-    q[np.ix_([0, 4], [0, 4])] = np.outer([1.0, ell], [1.0, ell])
-    q[5, 5] = ell**2
-    return PILCOTask(
-        angle_dims=(2,),
-        dyn_inputs=(0, 1, 3, 4, 5),  # dyni = [x v dtheta sin cos]
-        policy_inputs=(0, 1, 3, 4, 5),  # poli = dyni
-        policy_lengthscales=(1.0, 1.0, 1.0, 0.7, 0.7),  # policy.p.hyp = log([1 1 1 0.7 0.7 ...])
-        target=(0.0, 0.0, math.pi, 0.0, 0.0, -1.0),  # [0 0 0 pi] and its sin/cos
-        weight=tuple(map(tuple, q)),
-        cost_width=0.25,  # cost.width
-        horizon=40,  # T = 4 s at dt = 0.1 s
-        init_mean=(0.0,) * 4,  # mu0, the env's reset mean
-        init_cov=tuple(map(tuple, INIT_STD**2 * np.eye(4))),  # S0 = 0.1^2 I, the env's reset
-    )
-
-
-def _pendulum_state(obs: np.ndarray) -> np.ndarray:
-    """Pendulum-v1 obs ``[N, 3] = [cos th, sin th, th_dot]`` -> state ``[N, 2] = [th, th_dot]``."""
-    return np.stack([np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2]], 1)
-
-
-def _pendulum() -> PILCOTask:
-    """Gymnasium Pendulum-v1 (th = 0 up, l = 1) as pilco-matlab's pendulum scenario
-    (``settings_pendulum.m``): the state is ``[th, th_dot]`` (``th = atan2(sin, cos)`` of the
-    observation, its one-step change unwrapped), augmented by ``gTrig`` to
-    ``[th, th_dot, sin th, cos th]``; dynamics and policy see ``[th_dot, sin, cos]``, the cost the
-    tip's squared distance to the top, ``sin^2 + (cos - 1)^2``, width 0.5 and policy
-    length-scales ``[1 0.7 0.7]`` (settings file).
-
-    The env resets uniformly (th in [-pi, pi], th_dot in [-1, 1]). One Gaussian with those
-    moments (and the observation as the state) is a poor start for moment matching: measured, no
-    learning in 5 trials (evaluation -1280 to -1600, a random policy's range). pilco-matlab's
-    remedy for multimodal starts (``value.m`` with several start means): ``J`` is the mean over 8
-    start Gaussians at ``th = k pi / 4``, ``th_dot = 0``, std ``(pi / 8, sqrt(1/3))``, which
-    together cover the reset (batched by ``vmap``). Measured with the defaults (horizon 30,
-    30 pairs per trial; evaluation: mean of 5 episodes from fixed random starts; a good swing-up
-    controller scores about -150): seed 0: -278, -195, -216, -169, -193, -168, -213 after trials
-    1-7 (1 random + 6 learned); seed 1: -257, -255, -254, -254, -255 and seed 2: -151, -125,
-    -125, -124, -124 after trials 1-5. One policy optimization (8 rollouts of 30 steps, 155-190
-    evaluations, one thread on a shared 2-core CPU) was measured at 50-110 s up to 150 pairs
-    (seeds 1, 2; 100-170 s under heavier load, seed 0) and 263 s at 210 pairs (seed 0, trial 7)
-    before ``gp_moments`` used ``index_add`` (which vmap batches) instead of ``masked_scatter``
-    (which it loops over): that change halves a rollout's time; the rerun of seed 0's trials 1-2
-    gave the same returns in 48 s and 60 s.
-    """
-    q = np.zeros((4, 4))  # aug = [th, th_dot, sin th, cos th]
-    q[2, 2] = q[3, 3] = 1.0
-    k = 8
-    return PILCOTask(
-        angle_dims=(0,),
-        dyn_inputs=(1, 2, 3),
-        policy_inputs=(1, 2, 3),
-        policy_lengthscales=(1.0, 0.7, 0.7),
-        target=(0.0, 0.0, 0.0, 1.0),
-        weight=tuple(map(tuple, q)),
-        cost_width=0.5,
-        horizon=30,
-        init_mean=(0.0, 0.0),
-        init_cov=(((math.pi / k) ** 2, 0.0), (0.0, 1.0 / 3.0)),
-        start_means=tuple((2.0 * math.pi * i / k, 0.0) for i in range(k)),
-        obs_to_state=_pendulum_state,
-        wrap_dims=(0,),
-    )
-
-
-#: task name -> its PILCO setup (cost, inputs, initial state distribution).
-TASKS = {"cartpole_swingup": _cartpole, "pendulum": _pendulum}
 
 
 # --------------------------------------------------------------------------- config
@@ -199,7 +87,7 @@ class PILCOConfig(AlgoConfig):
     the moment-matching steps of planning at the env's 0.05 s."""
     horizon: PositiveInt | None = None
     """Prediction/optimization horizon ``H`` in control steps. ``None``: the task's
-    (:data:`TASKS`): the cart-pole's 40 (4 s at dt 0.1, pilco-matlab settings_cp ``T = 4``; the
+    (``SaturatingCost.horizon``): the cart-pole's 40 (4 s at dt 0.1, pilco-matlab settings_cp ``T = 4``; the
     paper: 2.5 s), the pendulum's 30. Measured on the cart-pole: at 30 (3 s) seed 1 stalled at
     an evaluation return of ~121 for trials 5-11 (2 of 5 starts failing to swing up), at 40 it
     scores 184 after trial 3."""
@@ -250,78 +138,6 @@ class PILCOConfig(AlgoConfig):
     env's reset and settings_cp's ``S0``; pendulum ``(pi / 8, sqrt(1/3))``)."""
 
 
-# --------------------------------------------------------------------------- policies
-class RBFPolicy:
-    """pilco-matlab ``congp``: ``u~(x) = sum_i beta_i k(x, c_i)``, ``beta = (K + 0.01^2 I)^-1 y``,
-    SE-ARD ``k`` with unit signal variance. Parameters: centres ``c [N, Dp]``, targets
-    ``y [U, N]``, ``log_ell [U, Dp]``."""
-
-    NOISE = 0.01  # congp: policy.hyp(end) = log(0.01)
-
-    def __init__(self, centres: Tensor, targets: Tensor, log_ell: Tensor) -> None:
-        self.centres = centres.requires_grad_(True)
-        self.targets = targets.requires_grad_(True)
-        self.log_ell = log_ell.requires_grad_(True)
-
-    def parameters(self) -> list[Tensor]:
-        return [self.centres, self.targets, self.log_ell]
-
-    def _beta(self) -> Tensor:
-        u = self.targets.shape[0]
-        k = se_ard(self.centres, self.centres, self.log_ell, torch.zeros(u, dtype=DTYPE))
-        k = k + self.NOISE**2 * torch.eye(k.shape[-1], dtype=DTYPE)
-        chol = torch.linalg.cholesky(k)
-        return torch.cholesky_solve(self.targets[:, :, None], chol)[..., 0]  # [U, N]
-
-    def moment_fn(self) -> MomentFn:
-        """``(m [Dp], s [Dp, Dp]) -> (M [U], S [U, U], V [Dp, U])``: gp2 moments of ``u~`` for
-        ``x ~ N(m, s)`` at the current parameters (``beta`` solved once per rollout)."""
-        beta = self._beta()
-        zero = torch.zeros(self.targets.shape[0], dtype=DTYPE)
-        return lambda m, s: gp_moments(self.centres, beta, self.log_ell, zero, m, s)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """``[Dp] -> [U]`` at a point."""
-        u = self.targets.shape[0]
-        k = se_ard(x[None], self.centres, self.log_ell, torch.zeros(u, dtype=DTYPE))[:, 0]
-        return (k * self._beta()).sum(-1)
-
-
-class LinearPolicy:
-    """pilco-matlab ``conlin``: ``u~ = W x + b``."""
-
-    def __init__(self, w: Tensor, b: Tensor) -> None:
-        self.w = w.requires_grad_(True)
-        self.b = b.requires_grad_(True)
-
-    def parameters(self) -> list[Tensor]:
-        return [self.w, self.b]
-
-    def moment_fn(self) -> MomentFn:
-        """Exact moments of ``u~ = W x + b``: ``(W m + b, W s W^T, W^T)``."""
-
-        def moments(m: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-            cov = self.w @ s @ self.w.T
-            return self.w @ m + self.b, 0.5 * (cov + cov.T), self.w.T
-
-        return moments
-
-    def __call__(self, x: Tensor) -> Tensor:
-        return self.w @ x + self.b
-
-
-def _append(
-    m: Tensor, s: Tensor, idx: Tensor | None, out: tuple[Tensor, Tensor, Tensor]
-) -> tuple[Tensor, Tensor]:
-    """Joint ``N`` of ``[x, f(x[idx])]`` from ``x ~ N(m, s)`` and ``f``'s ``(M, S, V)`` moments
-    (``cov[x, f] = s[:, idx] V``: pilco-matlab ``fillIn``); ``idx=None``: all of ``x``."""
-    mo, so, vo = out
-    c = (s if idx is None else s[:, idx]) @ vo
-    top = torch.cat([s, c], 1)
-    bottom = torch.cat([c.T, so], 1)
-    return torch.cat([m, mo]), torch.cat([top, bottom], 0)
-
-
 # --------------------------------------------------------------------------- the plugin
 class PILCO(Algorithm):
     """PILCO with a GP dynamics model and analytic moment matching; see the module docstring."""
@@ -334,11 +150,12 @@ class PILCO(Algorithm):
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         super().check_task(task, config)
         assert isinstance(config, PILCOConfig)
-        if task.name not in TASKS:
+        if task.saturating_cost is None:
+            have = sorted(n for n in TASK_REGISTRY if TASK_REGISTRY[n].saturating_cost is not None)
             raise ConfigError(
-                f"pilco needs a task-specific saturating cost and has one for "
-                f"{', '.join(sorted(TASKS))}; task {task.name!r} has none. Pick one of those "
-                "tasks, or add an entry to algorithms.pilco.TASKS."
+                f"pilco needs the task's saturating cost (TaskEntry.saturating_cost, an "
+                f"envs.spec.SaturatingCost) and task {task.name!r} has none; tasks with one: "
+                f"{', '.join(have)}. Pick one of those, or give the task a SaturatingCost."
             )
         for key in ("action_repeat", "horizon", "policy_iterations", "num_basis"):
             if getattr(config, key) is not None and getattr(config, key) < 1:
@@ -355,9 +172,9 @@ class PILCO(Algorithm):
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
-        """The task's values (:data:`TASKS`) for the fields left ``None``."""
+        """The task's values (``task.saturating_cost``) for the fields left ``None``."""
         assert isinstance(config, PILCOConfig)
-        st = TASKS[task.name]()
+        st = _cost(task)
         horizon = st.horizon if config.horizon is None else config.horizon
         cov = st.init_cov
         assert all(cov[i][j] == 0.0 for i in range(len(cov)) for j in range(len(cov)) if i != j)
@@ -367,7 +184,7 @@ class PILCO(Algorithm):
             trial_steps=(
                 horizon * config.action_repeat if config.trial_steps is None else config.trial_steps
             ),
-            cost_width=st.cost_width if config.cost_width is None else config.cost_width,
+            cost_width=st.width if config.cost_width is None else config.cost_width,
             init_std=(
                 tuple(math.sqrt(cov[i][i]) for i in range(len(cov)))
                 if config.init_std is None
@@ -378,19 +195,16 @@ class PILCO(Algorithm):
     def __init__(self, task: TaskSpec, config: PILCOConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
         self.cfg = config
-        self.setup = TASKS[task.name]()
+        self.setup = _cost(task)
         st = self.setup
         self.obs_dim = task.obs_dim
         self.state_dim = len(st.init_cov)
         self.act_dim = task.act_dim
-        self.aug_dim = self.state_dim + 2 * len(st.angle_dims)
         low = torch.as_tensor(task.act_low, dtype=DTYPE)
         high = torch.as_tensor(task.act_high, dtype=DTYPE)
         self.act_mid, self.act_half = (high + low) / 2.0, (high - low) / 2.0
-        self.target = torch.tensor(st.target, dtype=DTYPE)
-        width = config.cost_width if config.cost_width is not None else st.cost_width
-        self.weight = torch.tensor(st.weight, dtype=DTYPE) / width**2
-        self.mu0 = torch.tensor(st.init_mean, dtype=DTYPE)
+        width = config.cost_width if config.cost_width is not None else st.width
+        weight = torch.tensor(st.weight, dtype=DTYPE) / width**2
         self.start_means = torch.tensor(st.start_means or (st.init_mean,), dtype=DTYPE)
         """``[K, S]``: the start means of the rollouts ``J`` averages over."""
         if config.init_std is None:
@@ -399,10 +213,6 @@ class PILCO(Algorithm):
             self.s0 = torch.diag(torch.tensor(config.init_std, dtype=DTYPE) ** 2)
         else:
             self.s0 = config.init_std**2 * torch.eye(self.state_dim, dtype=DTYPE)
-        a, u = self.aug_dim, self.act_dim  # joint vector: [aug, u~, u]
-        self._pi = torch.tensor(st.policy_inputs)
-        self._raw = torch.arange(a, a + u)
-        self._gi = torch.tensor([*st.dyn_inputs, *range(a + u, a + 2 * u)])
         self.horizon = st.horizon if config.horizon is None else config.horizon
         self.trial_steps = (
             self.horizon * config.action_repeat
@@ -410,7 +220,26 @@ class PILCO(Algorithm):
             else config.trial_steps
         )
         self.gp = GPModel()
-        self.policy = self._init_policy()
+        self.rollout = MomentMatchedRollout(
+            self.gp,
+            st,
+            weight,
+            self.s0,
+            self.start_means,
+            self.act_mid,
+            self.act_half,
+            config.squash,
+        )
+        self.policy = init_policy(
+            config.policy,
+            st,
+            self.act_dim,
+            config.num_basis,
+            self.s0,
+            self.start_means,
+            ctx.torch_gen,
+            one_start=not st.start_means,
+        )
         self.trials = 0
         self.optimized = False
         self.cost_trace: list[float] = []
@@ -422,51 +251,12 @@ class PILCO(Algorithm):
         self._held: dict[bool, tuple[int, np.ndarray | None]] = {True: (0, None), False: (0, None)}
 
     # ------------------------------------------------------------------ policy
-    def _init_policy(self) -> RBFPolicy | LinearPolicy:
-        """settings_cp: centres ~ p(policy inputs at x_0), targets 0.1 N(0, 1). Several starts:
-        each centre from one of them, in turn."""
-        st, gen = self.setup, self.ctx.torch_gen
-        dp, u = len(st.policy_inputs), self.act_dim
-        if self.cfg.policy == "linear":
-            w = 1e-2 * torch.randn(u, dp, generator=gen, dtype=DTYPE)  # conlin init
-            return LinearPolicy(w, torch.zeros(u, dtype=DTYPE))
-        pi = list(st.policy_inputs)
-        n = self.cfg.num_basis
-        if not st.start_means:
-            m, s = self._augment(self.mu0, self.s0)
-            mp, sp = m[pi], s[pi][:, pi]
-            chol = torch.linalg.cholesky(sp + 1e-9 * torch.eye(dp, dtype=DTYPE))
-            z = torch.randn(n, dp, generator=gen, dtype=DTYPE)
-            centres = mp + z @ chol.T
-        else:  # states drawn from the starts (in turn), then augmented
-            chol = torch.linalg.cholesky(self.s0)
-            z = torch.randn(n, self.state_dim, generator=gen, dtype=DTYPE)
-            x = self.start_means[torch.arange(n) % len(self.start_means)] + z @ chol.T
-            centres = torch.tensor(self._augment_points(x.numpy())[:, pi], dtype=DTYPE).contiguous()
-        targets = 0.1 * torch.randn(u, self.cfg.num_basis, generator=gen, dtype=DTYPE)
-        log_ell = torch.log(torch.tensor(st.policy_lengthscales, dtype=DTYPE)).expand(u, dp)
-        return RBFPolicy(centres, targets, log_ell.clone())
-
-    def _augment(self, m: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
-        """``N(m, s)`` of the state -> ``N`` of ``aug = [state, sin/cos of angles]``."""
-        if not self.setup.angle_dims:
-            return m, s
-        return _append(m, s, None, gtrig(m, s, self.setup.angle_dims))
-
     def _augment_points(self, x: np.ndarray) -> np.ndarray:
         """``[N, O] -> [N, aug]`` at deterministic states."""
-        cols = [x]
-        for i in self.setup.angle_dims:
-            cols += [np.sin(x[:, i : i + 1]), np.cos(x[:, i : i + 1])]
-        return np.concatenate(cols, 1)
-
-    def _squash_moments(self, m: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        fn = gsat if self.cfg.squash == "sat" else gsin
-        mo, so, vo = fn(m, s, list(range(m.shape[0])), self.act_half)
-        return mo + self.act_mid, so, vo
+        return augment_points(x, self.setup.angle_dims)
 
     def states(self, obs: np.ndarray) -> np.ndarray:
-        """``[N, O] -> [N, S]``: the PILCO states of observations (``PILCOTask.obs_to_state``)."""
+        """``[N, O] -> [N, S]``: the PILCO states of observations (``SaturatingCost.obs_to_state``)."""
         fn = self.setup.obs_to_state
         return obs if fn is None else fn(obs)
 
@@ -476,9 +266,7 @@ class PILCO(Algorithm):
         state = self.states(np.asarray(obs, np.float64).reshape(1, -1))
         aug = self._augment_points(state)[0]
         x = torch.as_tensor(aug[list(self.setup.policy_inputs)], dtype=DTYPE)
-        raw = self.policy(x)
-        squash = sat_value(raw) if self.cfg.squash == "sat" else torch.sin(raw)
-        u = self.act_mid + self.act_half * squash
+        u = squash(self.policy(x), self.cfg.squash, self.act_mid, self.act_half)
         return u.numpy().astype(np.float32)
 
     def act(
@@ -502,49 +290,19 @@ class PILCO(Algorithm):
     def propagate(
         self, m: Tensor, s: Tensor, policy: MomentFn | None = None
     ) -> tuple[Tensor, Tensor]:
-        """One control step of ``x ~ N(m [O], s [O, O])`` (pilco-matlab ``propagated.m``).
-        ``policy``: the policy's :meth:`RBFPolicy.moment_fn` (made here when not given)."""
-        mm, ss = self._augment(m, s)
-        return self._step(m, s, mm, ss, policy or self.policy.moment_fn())
-
-    def _step(
-        self, m: Tensor, s: Tensor, mm: Tensor, ss: Tensor, policy: MomentFn
-    ) -> tuple[Tensor, Tensor]:
-        """:meth:`propagate` given the augmented ``N(mm, ss)`` of ``N(m, s)``."""
-        pi, raw, gi = self._pi, self._raw, self._gi
-        mm, ss = _append(mm, ss, pi, policy(mm[pi], ss[pi[:, None], pi]))  # + u~
-        mm, ss = _append(mm, ss, raw, self._squash_moments(mm[raw], ss[raw[:, None], raw]))  # + u
-        md, sd, vd = self.gp.moments(mm[gi], ss[gi[:, None], gi])
-        c = ss[: self.state_dim, gi] @ vd  # cov[x, delta]
-        s_next = s + sd + c + c.T
-        return m + md, 0.5 * (s_next + s_next.T)
+        """One control step of ``x ~ N(m [S], s [S, S])`` (pilco-matlab ``propagated.m``).
+        ``policy``: the policy's ``moment_fn()`` (made here when not given)."""
+        mm, ss = self.rollout.augment(m, s)
+        return self.rollout.step(m, s, mm, ss, policy or self.policy.moment_fn())
 
     def cost(self, m: Tensor, s: Tensor) -> Tensor:
         """Expected saturating cost of ``N(m, s)`` (pilco-matlab ``loss_cp``)."""
-        ma, sa = self._augment(m, s)
-        return loss_sat(ma, sa, self.target, self.weight)
+        return self.rollout.cost(m, s)
 
     def expected_costs(self, horizon: int | None = None) -> Tensor:
-        """``[H]``: ``E[c(x_t)]``, ``t = 1..H``, of the moment-matched rollout from ``p(x_0)``
-        (pilco-matlab ``value.m``; the augmentation of ``x_t`` serves its cost and the next step),
-        averaged over the start distributions when there are several (one rollout each, batched
-        by ``torch.func.vmap``: ~7x faster than a loop over 8 starts)."""
-        policy = self.policy.moment_fn()
-        steps = horizon or self.horizon
-
-        def rollout(mu: Tensor) -> Tensor:
-            m, s = mu, self.s0
-            mm, ss = self._augment(m, s)
-            costs = []
-            for _ in range(steps):
-                m, s = self._step(m, s, mm, ss, policy)
-                mm, ss = self._augment(m, s)
-                costs.append(loss_sat(mm, ss, self.target, self.weight))
-            return torch.stack(costs)
-
-        if len(self.start_means) == 1:
-            return rollout(self.start_means[0])
-        return torch.func.vmap(rollout)(self.start_means).mean(0)
+        """``[H]``: ``E[c(x_t)]``, ``t = 1..H``, of the current policy's moment-matched rollout
+        from ``p(x_0)`` (:meth:`MomentMatchedRollout.expected_costs`)."""
+        return self.rollout.expected_costs(self.policy.moment_fn(), horizon or self.horizon)
 
     # ------------------------------------------------------------------ learning
     def observe(self, transition: Transition) -> None:
@@ -573,7 +331,7 @@ class PILCO(Algorithm):
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """GP inputs ``[n, len(dyn_inputs) + A]`` and targets ``[n, S]`` (state changes, those of
-        :attr:`PILCOTask.wrap_dims` wrapped to ``[-pi, pi)``)."""
+        :attr:`SaturatingCost.wrap_dims` wrapped to ``[-pi, pi)``)."""
         x = np.concatenate(self.data_x)
         u = np.concatenate(self.data_u)
         y = np.concatenate(self.data_y)
@@ -602,57 +360,20 @@ class PILCO(Algorithm):
         }
 
     def optimize_policy(self) -> dict[str, float]:
+        """L-BFGS (or Adam) on ``J`` over the policy parameters, kept at the best ``J`` seen."""
         t0 = time.perf_counter()
-        params = self.policy.parameters()
-        with torch.no_grad():
-            j0 = float(self.expected_costs().sum())
-        best = (j0, [p.detach().clone() for p in params])
-        evals = 0
-        self.cost_trace = []
-
-        def objective() -> Tensor:
-            nonlocal best, evals
-            j = self.expected_costs().sum()
-            evals += 1
-            jv = float(j.detach())
-            self.cost_trace.append(jv)
-            if math.isfinite(jv) and jv < best[0]:
-                best = (jv, [p.detach().clone() for p in params])
-            return j
-
-        try:
-            if self.cfg.policy_optimizer == "lbfgs":
-                opt: torch.optim.Optimizer = torch.optim.LBFGS(
-                    params,
-                    max_iter=self.cfg.policy_iterations,
-                    line_search_fn="strong_wolfe",
-                    tolerance_grad=1e-7,
-                    tolerance_change=1e-9,
-                    history_size=100,
-                )
-
-                def closure() -> Tensor:
-                    opt.zero_grad()
-                    j = objective()
-                    j.backward()
-                    return j
-
-                opt.step(closure)
-            else:
-                opt = torch.optim.Adam(params, lr=self.cfg.policy_lr)
-                for _ in range(self.cfg.policy_iterations):
-                    opt.zero_grad()
-                    objective().backward()
-                    opt.step()
-        except torch.linalg.LinAlgError:  # a line-search step left the PD cone: keep the best
-            pass
-        with torch.no_grad():  # the best parameters seen (a final line-search step may be worse)
-            for p, v in zip(params, best[1], strict=True):
-                p.copy_(v)
+        search = optimize_policy(
+            self.policy.parameters(),
+            lambda: self.expected_costs().sum(),
+            optimizer=self.cfg.policy_optimizer,
+            iterations=self.cfg.policy_iterations,
+            lr=self.cfg.policy_lr,
+        )
+        self.cost_trace = search.trace
         return {
-            "expected_cost_before": j0,
-            "expected_cost": best[0],
-            "policy_evals": float(evals),
+            "expected_cost_before": search.cost_before,
+            "expected_cost": search.cost,
+            "policy_evals": float(search.evaluations),
             "policy_opt_s": time.perf_counter() - t0,
         }
 
@@ -688,3 +409,10 @@ class PILCO(Algorithm):
         with torch.no_grad():
             for p, v in zip(self.policy.parameters(), state["policy"], strict=True):
                 p.copy_(v)
+
+
+def _cost(task: TaskSpec) -> SaturatingCost:
+    """The task's :class:`SaturatingCost` (:meth:`PILCO.check_task` has checked there is one)."""
+    if task.saturating_cost is None:
+        raise ConfigError(f"pilco: task {task.name!r} has no saturating cost (see check_task)")
+    return task.saturating_cost

@@ -28,9 +28,3 @@ class RandomPolicy(Algorithm):
         if self.task.discrete:
             return int(self.ctx.np_rng.integers(self.task.act_dim))
         return self.random_action()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.ctx.np_rng.bit_generator.state}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.ctx.np_rng.bit_generator.state = state["rng"]

@@ -34,8 +34,7 @@ from typing import Literal
 
 from algorithms.agents.mpc import MPCAgent, MPCConfig
 from algorithms.api import PositiveInt
-from algorithms.planners.optimizers import RandomShooting as RandomShootingOptimizer
-from algorithms.planners.optimizers import TrajectoryOptimizer
+from algorithms.planners.optimizers import RandomShooting, TrajectoryOptimizer
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,11 @@ class RSConfig(MPCConfig):
     """Sample the Gaussian next state (PETS) instead of taking its mean (Nagabandi)."""
 
 
-class RandomShooting(MPCAgent):
+class RSAgent(MPCAgent):
     """Random-shooting MPC over a learned ensemble or the true model. See the module doc."""
 
     name = "rs"
     Config = RSConfig
 
     def make_optimizer(self) -> TrajectoryOptimizer:
-        return self.build_optimizer(RandomShootingOptimizer, "population")
+        return self.build_optimizer(RandomShooting, "population")

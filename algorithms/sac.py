@@ -127,14 +127,10 @@ class SACAgent(Algorithm):
         return {
             "learner": self.learner.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "np_rng": self.ctx.np_rng.bit_generator.state,
-            "torch_gen": self.ctx.torch_gen.get_state(),
             "env_steps": self.env_steps,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.buffer.load_state_dict(state["buffer"])
-        self.ctx.np_rng.bit_generator.state = state["np_rng"]
-        self.ctx.torch_gen.set_state(state["torch_gen"])
         self.env_steps = int(state["env_steps"])

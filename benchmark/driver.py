@@ -205,8 +205,7 @@ def run_trial(
     if ckpt_path is not None and ckpt_path.exists():
         state = torch.load(ckpt_path, weights_only=False)
         algo.load_state_dict(state["algo"])
-        ctx.np_rng.bit_generator.state = state["np_rng"]
-        ctx.torch_gen.set_state(state["torch_gen"])
+        ctx.load_generator_state(state)
         torch.set_rng_state(state["torch_global"])
         rows, step, episode, elapsed0 = (
             state["rows"],
@@ -280,8 +279,7 @@ def run_trial(
         assert ckpt_path is not None
         state = {
             "algo": algo.state_dict(),
-            "np_rng": ctx.np_rng.bit_generator.state,
-            "torch_gen": ctx.torch_gen.get_state(),
+            **ctx.generator_state(),  # the one owner of the trial's generator state
             "torch_global": torch.get_rng_state(),
             "rows": rows,
             "step": step,

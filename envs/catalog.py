@@ -46,7 +46,7 @@ register(
         max_episode_steps=200,
         **_fns("envs.classic.pendulum", dynamics=True),
         equilibrium=((1.0, 0.0, 0.0), (0.0,)),
-        description="Pendulum-v1 swing-up and balance (torque-limited).",
+        saturating_cost="envs.classic.pendulum:SATURATING_COST",
         tags=("classic",),
     )
 )
@@ -58,7 +58,7 @@ register(
         **_fns("envs.classic.cartpole_swingup", dynamics=True),
         equilibrium=((0.0, 0.0, math.pi, 0.0), (0.0,)),
         angle_dims=(2,),
-        description="PILCO/PETS continuous cart-pole swing-up (l = 0.6 m, dt = 0.05 s).",
+        saturating_cost="envs.classic.cartpole_swingup:SATURATING_COST",
         tags=("classic",),
     )
 )
@@ -68,7 +68,6 @@ register(
         make="envs.classic.cartpole:make_env",
         max_episode_steps=500,
         **_fns("envs.classic.cartpole", dynamics=True),
-        description="CartPole-v1 balancing, two discrete pushes.",
         tags=("classic", "discrete"),
     )
 )
@@ -79,7 +78,6 @@ register(
         max_episode_steps=200,
         **_fns("envs.classic.cartpole_continuous", dynamics=True),
         equilibrium=((0.0, 0.0, 0.0, 0.0), (0.0,)),
-        description="mbrl-lib's cart-pole balancing with a continuous force 10 N * a, a in [-1, 1].",
         tags=("classic",),
     )
 )
@@ -89,7 +87,6 @@ register(
         make="envs.classic.acrobot:make_env",
         max_episode_steps=500,
         **_fns("envs.classic.acrobot", dynamics=True),
-        description="Acrobot-v1 swing-up to height, three discrete torques.",
         tags=("classic", "discrete"),
     )
 )
@@ -106,7 +103,6 @@ register(
         equilibrium=((0.0, -math.atan2(0.001, 0.6), 0.0, 0.0), (0.0,)),
         simulator=True,
         state_to_obs="envs.mujoco.inverted_pendulum:SIM_OBS",
-        description="InvertedPendulum-v5: keep the pole within 0.2 rad of upright.",
         tags=("mujoco",),
     )
 )
@@ -118,7 +114,6 @@ register(
         **_fns("envs.mujoco.inverted_double_pendulum"),
         simulator=True,
         state_to_obs="envs.mujoco.inverted_double_pendulum:SIM_OBS",
-        description="InvertedDoublePendulum-v5: balance two stacked poles on a cart.",
         tags=("mujoco",),
     )
 )
@@ -130,7 +125,6 @@ register(
         **_fns("envs.mujoco.reacher"),
         simulator=True,
         state_to_obs="envs.mujoco.reacher:SIM_OBS",
-        description="Reacher-v5: move a two-link arm's fingertip to a random target.",
         tags=("mujoco",),
     )
 )
@@ -142,7 +136,6 @@ register(
         **_fns("envs.mujoco.half_cheetah"),
         simulator=True,
         state_to_obs="envs.mujoco.half_cheetah:SIM_OBS",
-        description="HalfCheetah-v5 running; obs[0] is the root x position.",
         reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
@@ -155,7 +148,6 @@ register(
         **_fns("envs.mujoco.hopper"),
         simulator=True,
         state_to_obs="envs.mujoco.hopper:SIM_OBS",
-        description="Hopper-v5 hopping; obs[0] is the root x position.",
         reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
@@ -168,7 +160,6 @@ register(
         **_fns("envs.mujoco.walker2d"),
         simulator=True,
         state_to_obs="envs.mujoco.walker2d:SIM_OBS",
-        description="Walker2d-v5 walking; obs[0] is the root x position.",
         reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
@@ -181,7 +172,6 @@ register(
         **_fns("envs.mujoco.ant"),
         simulator=True,
         state_to_obs="envs.mujoco.ant:SIM_OBS",
-        description="Ant-v5 with MBPO's 27-dim observation (obs[1:]) and torso x (obs[0]).",
         reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )
@@ -194,7 +184,6 @@ register(
         **_fns("envs.mujoco.humanoid"),
         simulator=True,
         state_to_obs="envs.mujoco.humanoid:SIM_OBS",
-        description="Humanoid-v5 with MBPO's 45-dim observation (obs[1:]) and CoM x (obs[0]).",
         reward_only_dims=(0,),
         tags=("mujoco", "locomotion"),
     )

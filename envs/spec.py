@@ -92,6 +92,51 @@ class StateObservation:
 
 
 @dataclass(frozen=True)
+class SaturatingCost:
+    """A task's cost as PILCO's saturating cost, and the state it is written in (pilco-matlab's
+    per-scenario ``settings_*.m`` and ``loss_*.m``; Deisenroth, Fox & Rasmussen, TPAMI 2015).
+
+    Moment-matching methods need the cost as ``1 - exp(-|a - z|_W^2 / 2)``, ``W = Q / width^2``,
+    with ``a = [state, sin a_1, cos a_1, ...]`` the state augmented by the sin and cos of its angle
+    dims ``a_i`` (pilco-matlab's ``angi``, in ``gTrig``'s interleaved order): a Gaussian state
+    gives its expectation in closed form, which the general ``reward_fn(obs, act, next_obs)`` does
+    not. The state is the observation, or :attr:`obs_to_state` of it. The fields after
+    :attr:`width` are the scenario's other settings that go with this state: which parts of ``a``
+    the dynamics model and the policy see, the horizon and the start distribution ``p(x_0)``.
+    """
+
+    angle_dims: tuple[int, ...]
+    """State dims that are angles (``angi``)."""
+    target: tuple[float, ...]
+    """``z``: the target in ``a`` coordinates."""
+    weight: tuple[tuple[float, ...], ...]
+    """``Q`` on ``a`` (the cost uses ``W = Q / width^2``)."""
+    width: float
+    """``width`` of the cost (``cost.width``)."""
+    dyn_inputs: tuple[int, ...]
+    """Indices into ``a`` fed to the dynamics model (before the action): pilco-matlab ``dyni``."""
+    policy_inputs: tuple[int, ...]
+    """Indices into ``a`` fed to the policy: ``poli``."""
+    policy_lengthscales: tuple[float, ...]
+    """Initial RBF length-scales per policy input (``policy.p.hyp`` of the settings file)."""
+    horizon: int
+    """Prediction horizon ``H`` in control steps (``T / dt``)."""
+    init_mean: tuple[float, ...]
+    """``mu0``: the mean of ``p(x_0)``."""
+    init_cov: tuple[tuple[float, ...], ...]
+    """``S0``: the covariance of ``p(x_0)`` (of each start distribution)."""
+    start_means: tuple[tuple[float, ...], ...] = ()
+    """Several start distributions ``N(mu_k, init_cov)``: when given (``init_mean`` unused), the
+    optimized cost is the mean of the ``K`` rollouts' expected costs (pilco-matlab ``value.m``
+    with a matrix of start means, one rollout per column). ``()``: one start, ``init_mean``."""
+    obs_to_state: Callable[[np.ndarray], np.ndarray] | None = None
+    """``[N, O] -> [N, S]``: the state of observations (``None``: the observation)."""
+    wrap_dims: tuple[int, ...] = ()
+    """State dims whose one-step change is wrapped to ``[-pi, pi)`` (angles observed modulo
+    ``2 pi``: a model's target is the unwrapped change)."""
+
+
+@dataclass(frozen=True)
 class TaskEntry:
     """A registry record. Every callable is a lazy ``"module:attr"`` string."""
 
@@ -123,8 +168,9 @@ class TaskEntry:
     root x of the locomotion tasks). Policies, value functions and the inputs of learned models
     leave them out, which gives the standard observation (PETS's ``obs_preproc`` for
     half-cheetah, MBPO's observations); learned models still predict their change."""
-    gamma: float = 0.99
-    description: str = ""
+    saturating_cost: str | None = None
+    """Entry point of the task's :class:`SaturatingCost` (``"module:SATURATING_COST"``), for
+    moment-matching methods (PILCO); ``None``: the task has none."""
     tags: tuple[str, ...] = ()
     """Free labels: ``classic``, ``mujoco``, ``discrete``, ``locomotion`` ..."""
 
@@ -159,6 +205,12 @@ class TaskEntry:
             from envs.linearize import jacobian_linearizer
 
             linearize = jacobian_linearizer(dynamics)
+        saturating_cost = load(self.saturating_cost)
+        if saturating_cost is not None and not isinstance(saturating_cost, SaturatingCost):
+            raise TypeError(
+                f"task {self.name!r}: saturating_cost {self.saturating_cost!r} must name an "
+                f"envs.spec.SaturatingCost, not a {type(saturating_cost).__name__}"
+            )
         caps = {Capability.DISCRETE_ACTIONS if discrete else Capability.CONTINUOUS_ACTIONS}
         if self.reward_fn:
             caps.add(Capability.REWARD_FN)
@@ -178,7 +230,6 @@ class TaskEntry:
             act_low=low,
             act_high=high,
             max_episode_steps=self.max_episode_steps,
-            gamma=self.gamma,
             reward_fn=load(self.reward_fn),
             termination_fn=load(self.termination_fn),
             dynamics=dynamics,
@@ -194,6 +245,7 @@ class TaskEntry:
             capabilities=frozenset(caps),
             angle_dims=tuple(self.angle_dims),
             reward_only_dims=tuple(self.reward_only_dims),
+            saturating_cost=saturating_cost,
             entry=self,
         )
 
@@ -212,7 +264,6 @@ class TaskSpec:
     act_high: np.ndarray
     """``[A]`` upper action bound (ones for discrete tasks)."""
     max_episode_steps: int
-    gamma: float
     reward_fn: RewardFn | None
     termination_fn: TerminationFn | None
     dynamics: DynamicsFn | None
@@ -224,6 +275,8 @@ class TaskSpec:
     entry: TaskEntry
     reward_only_dims: tuple[int, ...] = ()
     """See :attr:`TaskEntry.reward_only_dims`."""
+    saturating_cost: SaturatingCost | None = None
+    """See :attr:`TaskEntry.saturating_cost` (loaded)."""
 
     @property
     def policy_obs_dims(self) -> tuple[int, ...]:

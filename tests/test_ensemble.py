@@ -288,3 +288,38 @@ def test_bf16_autocast_fits_as_well_as_fp32_and_returns_float32() -> None:
         assert mean.dtype == logvar.dtype == torch.float32
     assert mse[False] < 0.05
     assert mse[True] < 2 * mse[False], mse
+
+
+def test_step_members_keeps_every_elite_apart() -> None:
+    m = labelled_model()
+    m.elite_idx = torch.tensor([3, 1])
+    obs = torch.zeros(5, OBS)
+    out = m.step_members(obs, torch.zeros(5, ACT), sample=False)  # a shared batch
+    assert out.next_obs.shape == (2, 5, OBS) and out.reward is None
+    # elite k is member elites[k]: member 3 then member 1
+    assert (out.next_obs[:, :, 0] == torch.tensor([[3.0], [1.0]])).all()
+    # one batch per elite: each continues its own states
+    again = m.step_members(out.next_obs, torch.zeros(2, 5, ACT), sample=False)
+    assert (again.next_obs[:, :, 0] == torch.tensor([[6.0], [2.0]])).all()
+    with pytest.raises(ValueError, match=r"one batch per elite \(\[2, B"):
+        m.step_members(torch.zeros(3, 5, OBS), torch.zeros(3, 5, ACT))
+
+
+def test_step_members_matches_each_members_own_prediction() -> None:
+    torch.manual_seed(1)
+    m = ProbabilisticEnsemble(OBS, ACT, small(learn_reward=True))
+    obs, act = torch.randn(6, OBS), torch.randn(6, ACT)
+    out = m.step_members(obs, act, sample=False)
+    assert out.reward is not None and out.reward.shape == (3, 6)
+    for k, member in enumerate(m.elites):  # the loop is the test's reference, not the code's
+        m_k = torch.tensor([member])
+        x = m.in_norm(torch.cat([m.features(obs), act], dim=-1))
+        mean, _ = m.forward(x, m_k)
+        y = m.out_norm.denormalize(mean[0])
+        torch.testing.assert_close(out.next_obs[k], obs + y[:, :OBS])
+        torch.testing.assert_close(out.reward[k], y[:, OBS])
+    # sampling draws from the generator: the same seed, the same draw
+    a = m.step_members(obs, act, generator=torch.Generator().manual_seed(3))
+    b = m.step_members(obs, act, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.next_obs, b.next_obs)
+    assert not torch.equal(a.next_obs, out.next_obs)

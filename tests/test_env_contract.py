@@ -315,12 +315,39 @@ def test_make_task_capabilities(name: str) -> None:
     assert spec.has(Capability.LINEARIZATION) == (
         name in {"pendulum", "cartpole_swingup", "cartpole_continuous", "inverted_pendulum"}
     )
+    assert (spec.saturating_cost is not None) == (name in {"pendulum", "cartpole_swingup"})
     assert spec.act_low.shape == spec.act_high.shape == (spec.act_dim,)
     assert np.all(spec.act_low < spec.act_high)
     env = spec.make_env()
     assert isinstance(env, gym.wrappers.TimeLimit)
     assert env._max_episode_steps == entry.max_episode_steps
     env.close()
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if TASKS[n].saturating_cost])
+def test_saturating_cost_fits_its_task(name: str) -> None:
+    """``TaskSpec.saturating_cost`` (PILCO's cost) is written in the task's state: the state map
+    reads real observations, every index and shape fits ``a = [state, sin, cos of the angles]``,
+    ``Q`` is PSD and the cost's distance is zero at its own target state (target's sin/cos agree
+    with its angles)."""
+    sc = spec_of(name).saturating_cost
+    assert sc is not None
+    obs = rollout(name).obs
+    states = obs if sc.obs_to_state is None else sc.obs_to_state(obs)
+    s_dim = len(sc.init_cov)
+    assert states.shape == (len(obs), s_dim) and np.isfinite(states).all()
+    a_dim = s_dim + 2 * len(sc.angle_dims)
+    q = np.asarray(sc.weight, np.float64)
+    assert len(sc.target) == a_dim and q.shape == (a_dim, a_dim)
+    assert np.allclose(q, q.T) and np.linalg.eigvalsh(q).min() > -1e-12 and sc.width > 0
+    assert all(0 <= i < a_dim for i in (*sc.dyn_inputs, *sc.policy_inputs))
+    assert all(0 <= i < s_dim for i in (*sc.angle_dims, *sc.wrap_dims))
+    assert len(sc.policy_lengthscales) == len(sc.policy_inputs) and sc.horizon >= 1
+    assert all(len(m) == s_dim for m in (sc.init_mean, *sc.start_means))
+    x = np.asarray(sc.target[:s_dim], np.float64)
+    trig = [f(x[i]) for i in sc.angle_dims for f in (math.sin, math.cos)]  # gTrig's order
+    diff = np.concatenate([x, trig]) - np.asarray(sc.target, np.float64)
+    assert abs(diff @ q @ diff) < 1e-12
 
 
 @pytest.mark.parametrize("name", MUJOCO)

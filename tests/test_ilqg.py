@@ -13,15 +13,10 @@ import torch
 from algorithms.api import Capability, ConfigError, RunContext, Transition, apply_overrides
 from algorithms.ilqg import ILQG, ILQGConfig
 from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
-from algorithms.planners.ilqg import (
-    AutogradProblem,
-    EnsembleProblem,
-    ILQGOptions,
-    MujocoProblem,
-    backward_pass,
-    box_qp,
-    ilqg,
-)
+from algorithms.planners.boxqp import box_qp
+from algorithms.planners.derivatives import AutogradProblem, EnsembleProblem
+from algorithms.planners.ilqg import ILQGOptions, backward_pass, ilqg
+from algorithms.planners.mujoco_problem import MujocoProblem
 from benchmark.driver import TrialSpec, resolve, run_trial
 from envs import TASKS
 
@@ -523,6 +518,7 @@ def test_learned_mode_fits_after_the_random_episode_and_checkpoints() -> None:
     state = algo.state_dict()
     clone = ILQG(task, cfg, RunContext.from_seed(5, total_steps=200))
     clone.load_state_dict(state)
+    clone.ctx.load_generator_state(algo.ctx.generator_state())  # the driver's part of a resume
     obs, info = env.reset(seed=1)
     a1 = algo.act(obs, explore=False, info=info)
     a2 = clone.act(obs, explore=False, info=info)

@@ -135,3 +135,41 @@ def test_argument_checks() -> None:
         rollout(integrator, obs, policy=lambda o: o, reward_fn=one_per_step)
     with pytest.raises(ValueError, match="reward_fn"):
         rollout(integrator, obs, torch.zeros(2, 3, 1))
+
+
+def test_imagine_steps_compacts_terminated_rollouts() -> None:
+    from algorithms.planners.rollout import imagine_steps
+
+    obs = torch.tensor([[0.0], [1.5], [-9.0]])  # row 1 ends at its first step, row 0 at its second
+    sizes, rows = [], []
+    for step in imagine_steps(
+        integrator, obs, lambda o: torch.ones_like(o), 4, reward_fn=one_per_step,
+        termination_fn=ends_at_two,
+    ):  # fmt: skip
+        sizes.append(len(step.obs))
+        rows.append(step.rows.tolist())
+        torch.testing.assert_close(step.next_obs, step.obs + 1)
+    assert sizes == [3, 2, 1, 1] and rows == [[0, 1, 2], [0, 2], [2], [2]]
+
+
+def test_imagine_pads_past_termination_and_keeps_gradients() -> None:
+    from algorithms.planners.rollout import imagine
+
+    start = torch.tensor([[0.0], [1.5]], requires_grad=True)
+    scale = torch.tensor(1.0, requires_grad=True)
+    tr = imagine(
+        integrator, start, lambda o: scale * torch.ones_like(o), 3, reward_fn=one_per_step,
+        termination_fn=ends_at_two,
+    )  # fmt: skip
+    assert tr.obs.shape == (4, 2, 1) and tr.act.shape == (3, 2, 1) and tr.mask.shape == (3, 2)
+    assert tr.mask.T.tolist() == [[True, True, False], [True, False, False]]
+    assert tr.terminated.T.tolist() == [[False, True, False], [True, False, False]]
+    # past its end a rollout stays at its terminal state, with zero action and reward
+    assert tr.obs[:, 1, 0].tolist() == [1.5, 2.5, 2.5, 2.5]
+    assert tr.reward.T.tolist() == [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    tr.obs[-1].sum().backward()  # x_H = x_0 + (steps taken) * scale
+    assert start.grad.tolist() == [[1.0], [1.0]] and scale.grad.item() == 3.0
+    # every rollout ends early: the remaining steps are padding
+    short = imagine(integrator, torch.tensor([[1.5]]), lambda o: torch.ones_like(o), 3,
+                    reward_fn=one_per_step, termination_fn=ends_at_two)  # fmt: skip
+    assert short.mask[:, 0].tolist() == [True, False, False] and short.obs.shape == (4, 1, 1)

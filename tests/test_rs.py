@@ -10,7 +10,7 @@ import torch
 
 from algorithms import get_algorithm
 from algorithms.api import Capability, ConfigError, RunContext, Transition, apply_overrides
-from algorithms.rs import RandomShooting, RSConfig
+from algorithms.rs import RSAgent, RSConfig
 from envs.spec import TaskEntry, TaskSpec
 
 # ---- a 1-D toy task: x' = x + a, reward -(x' - 1)^2, ends when |x'| > 3 ---------------------
@@ -40,7 +40,6 @@ def toy_task(dynamics: bool = True) -> TaskSpec:
         act_low=np.array([-2.0], np.float32),
         act_high=np.array([2.0], np.float32),
         max_episode_steps=20,
-        gamma=0.99,
         reward_fn=toy_reward,
         termination_fn=toy_termination,
         dynamics=toy_dynamics if dynamics else None,
@@ -52,26 +51,26 @@ def toy_task(dynamics: bool = True) -> TaskSpec:
     )
 
 
-def make_rs(task: TaskSpec, seed: int = 0, **overrides) -> RandomShooting:
+def make_rs(task: TaskSpec, seed: int = 0, **overrides) -> RSAgent:
     torch.manual_seed(seed)
     cfg = apply_overrides(RSConfig(), {"buffer_size": 2000, **overrides})
-    RandomShooting.check_task(task, cfg)
-    return RandomShooting(task, cfg, RunContext.from_seed(seed))
+    RSAgent.check_task(task, cfg)
+    return RSAgent(task, cfg, RunContext.from_seed(seed))
 
 
 def test_registered_and_capabilities() -> None:
-    assert get_algorithm("rs") is RandomShooting
-    base = RandomShooting.required_capabilities(RSConfig())
+    assert get_algorithm("rs") is RSAgent
+    base = RSAgent.required_capabilities(RSConfig())
     assert base == {
         Capability.REWARD_FN,
         Capability.TERMINATION_FN,
         Capability.CONTINUOUS_ACTIONS,
     }
     # model="true" needs DYNAMICS or SIMULATOR: checked by check_task, not a fixed set
-    assert RandomShooting.required_capabilities(RSConfig(model="true")) == base
+    assert RSAgent.required_capabilities(RSConfig(model="true")) == base
     with pytest.raises(ConfigError, match="dynamics"):
-        RandomShooting.check_task(toy_task(dynamics=False), RSConfig(model="true"))
-    RandomShooting.check_task(toy_task(dynamics=False), RSConfig())
+        RSAgent.check_task(toy_task(dynamics=False), RSConfig(model="true"))
+    RSAgent.check_task(toy_task(dynamics=False), RSConfig())
     with pytest.raises(ConfigError):
         apply_overrides(RSConfig(), {"propagation": "ts2"})
 
@@ -90,14 +89,14 @@ def test_true_model_picks_the_better_action() -> None:
 
 
 def test_plan_scores_all_sequences_in_one_batch() -> None:
-    algo = make_rs(toy_task(), model="true", horizon=3, population=50, particles=2)
     calls: list[tuple[int, ...]] = []
 
     def counting(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         calls.append(tuple(obs.shape))
         return toy_dynamics(obs, act)
 
-    algo.task = dataclasses.replace(algo.task, dynamics=counting)
+    task = dataclasses.replace(toy_task(), dynamics=counting)
+    algo = make_rs(task, model="true", horizon=3, population=50, particles=2)
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     objective = algo.objective
 
@@ -120,7 +119,7 @@ def test_plan_scores_all_sequences_in_one_batch() -> None:
     torch.testing.assert_close(plan, seqs[int(returns.argmax())])
 
 
-def feed_episode(algo: RandomShooting, steps: int, rng: np.random.Generator) -> list[dict]:
+def feed_episode(algo: RSAgent, steps: int, rng: np.random.Generator) -> list[dict]:
     """Run ``steps`` toy transitions through the training protocol; returns non-empty metrics."""
     logs = []
     x = np.zeros(1, np.float32)
@@ -151,7 +150,7 @@ LEARNED = dict(
 
 def test_learned_model_training_schedule_and_metrics() -> None:
     rng = np.random.default_rng(0)
-    algo = make_rs(toy_task(dynamics=False), **LEARNED, train_every=25)
+    algo = make_rs(toy_task(dynamics=False), **LEARNED, train_every=10)
     assert not algo.ready and algo.eval_metrics() == {}
     a = algo.act(np.zeros(1, np.float32), explore=False)  # no model yet: a random action
     assert -2 <= a[0] <= 2
@@ -160,24 +159,24 @@ def test_learned_model_training_schedule_and_metrics() -> None:
     fits = []
     fit = algo.data.fit
     algo.data.fit = lambda: fits.append(fit()) or fits[-1]  # type: ignore[method-assign]
-    logs = feed_episode(algo, 21, rng)  # step 30: first fit (update); 50: train_every
-    assert len(fits) == 2  # (no second fit at the episode end, step 50 again)
+    logs = feed_episode(algo, 21, rng)  # step 30: first fit (update); 40, 50: train_every
+    assert len(fits) == 3  # every 10 steps counted from the first fit; not again at the end (50)
     fit_keys = {"model_train_loss", "model_holdout_mse", "model_epochs"}
     assert set(fits[0]) == fit_keys  # no model before the first fit: no held-out error
-    # the refit at 50 first scores the model on steps 31-50, which it was not trained on
+    # the refit at 40 first scores the model on steps 31-40, which it was not trained on
     errors = {"model_err_h1", "model_err_h5", "model_err_h10"}
-    assert set(fits[1]) == fit_keys | errors
+    assert set(fits[1]) == set(fits[2]) == fit_keys | errors
     # update() logs nothing; the episode's end reports its refits once, their mean per metric
     assert logs == [
         {
-            **{k: (fits[0][k] + fits[1][k]) / 2 for k in fit_keys},
-            **{k: fits[1][k] for k in errors},
+            **{k: (fits[0][k] + fits[1][k] + fits[2][k]) / 3 for k in fit_keys},
+            **{k: (fits[1][k] + fits[2][k]) / 2 for k in errors},
         }
     ]
     logs = feed_episode(algo, 1, rng)  # step 51, episode end: refit
-    assert len(fits) == 3 and logs == [fits[2]]
+    assert len(fits) == 4 and logs == [fits[3]]
     assert set(logs[0]) == fit_keys | {"model_err_h1"}
-    assert algo.ready and algo.model is not None and algo.model.fitted
+    assert algo.ready and algo.ensemble is not None and algo.ensemble.fitted
     assert algo.data.env_steps == 51 and len(algo.data.buffer) == 51
     assert "model_holdout_mse" not in algo.eval_metrics()  # logged with its refit, not again
 
@@ -198,6 +197,7 @@ def test_state_dict_roundtrip_reproduces_actions() -> None:
     state = algo.state_dict()
     clone = make_rs(toy_task(dynamics=False), seed=123, **LEARNED)
     clone.load_state_dict(state)
+    clone.ctx.load_generator_state(algo.ctx.generator_state())  # the driver's part of a resume
     obs = np.array([0.3], np.float32)
     for explore in (False, True):
         np.testing.assert_array_equal(
@@ -206,8 +206,9 @@ def test_state_dict_roundtrip_reproduces_actions() -> None:
     assert clone.data.env_steps == algo.data.env_steps
     assert len(clone.data.buffer) == len(algo.data.buffer)
     assert clone.eval_metrics() == algo.eval_metrics()
-    for k, v in algo.model.state_dict().items():
-        torch.testing.assert_close(clone.model.state_dict()[k], v)
+    assert algo.ensemble is not None and clone.ensemble is not None
+    for k, v in algo.ensemble.state_dict().items():
+        torch.testing.assert_close(clone.ensemble.state_dict()[k], v)
 
 
 # ---- learning on Pendulum (driver + catalog) ------------------------------------------------

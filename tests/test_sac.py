@@ -53,6 +53,32 @@ def make_agent(task, seed: int = 0, **overrides) -> SACAgent:
 # ---- learner ---------------------------------------------------------------------------------
 
 
+def test_update_is_the_three_separate_steps():
+    """Value expansion calls the critic, actor and target steps apart: together they are
+    exactly ``update``; a given critic target replaces the one-step TD target."""
+    whole, parts = make_learner(), make_learner()
+    stats = whole.update(make_batch())
+    critic = parts.update_critic(make_batch())
+    actor = parts.update_actor(make_batch().obs)
+    parts.update_targets()
+    for a, b in zip(whole.state_dict().values(), parts.state_dict().values(), strict=True):
+        if isinstance(a, dict) and "state" in a:  # optimizer states
+            continue
+        if isinstance(a, dict):
+            for k in a:
+                torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+        elif torch.is_tensor(a):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert stats["critic_loss"] == critic["critic_loss"].item()
+    assert stats["actor_loss"] == actor["actor_loss"].item() and parts.updates == 1
+    # another target moves the critics elsewhere
+    other = make_learner()
+    other.update_critic(make_batch(), target=torch.full((B,), 50.0))
+    assert not torch.equal(
+        other.critic.state_dict()["out.weight"], parts.critic.state_dict()["out.weight"]
+    )
+
+
 def test_act_shapes_and_bounds():
     learner = make_learner()
     obs = torch.randn(1000, OBS) * 5
@@ -192,6 +218,8 @@ def test_learner_state_dict_round_trip():
     torch.save(a.state_dict(), buf)
     buf.seek(0)
     b.load_state_dict(torch.load(buf, weights_only=False))
+    assert a.state_dict()["generator"] is None  # on CPU: the trial's generator, not the learner's
+    b.generator.set_state(a.generator.get_state())  # what the driver restores
     obs = torch.randn(4, OBS)
     assert torch.equal(a.act(obs, False), b.act(obs, False))
     ma, mb = a.update(make_batch(1)), b.update(make_batch(1))
@@ -263,6 +291,7 @@ def test_agent_state_dict_round_trip_gives_identical_actions(pendulum):
     state = copy.deepcopy(a.state_dict())
     b = make_agent(pendulum, seed=1, learning_starts=10, batch_size=8)
     b.load_state_dict(state)
+    b.ctx.load_generator_state(a.ctx.generator_state())  # the driver's part of a resume
     obs_b = obs.copy()
     for t in range(15, 25):
         act_a, obs = step(a, obs, t)

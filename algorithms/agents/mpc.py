@@ -1,20 +1,23 @@
 """Model-predictive control with a sampling-based trajectory optimizer: the shared machinery of
 ``rs``, ``cem``, ``mppi``, ``icem`` and ``pets``.
 
-At every env step the agent builds an objective over action sequences ``[N, H, A] -> [N]``, hands
-it to its optimizer (:mod:`algorithms.planners.optimizers`) and executes the first action of the
-plan (MPC). The objective comes from one of three models, all scored by the task's own
-``reward_fn`` / ``termination_fn``:
+At every env step the agent asks its planning model (:mod:`algorithms.planners.models`, chosen
+once in the constructor by :meth:`MPCAgent.make_planning_model`) for an objective over action
+sequences ``[N, H, A] -> [N]``, hands it to its optimizer (:mod:`algorithms.planners.optimizers`)
+and executes the first action of the plan (MPC). Three planning models, all scored by the task's
+own ``reward_fn`` / ``termination_fn``:
 
-- ``model="learned"``: the probabilistic ensemble (:mod:`algorithms.models.ensemble`) fitted on the
-  real transitions; ``particles`` rollouts per sequence with PETS propagation (``ts1``, ``tsinf``,
-  ``mean``), one ensemble call on ``N * particles`` rows per horizon step
-  (:func:`algorithms.planners.rollout.rollout`). The data loop: ``initial_random_steps`` of
-  uniform random actions, then a refit after every training episode (and optionally every
+- ``model="learned"``: :class:`~algorithms.planners.models.EnsembleModel`, the probabilistic
+  ensemble (:mod:`algorithms.models.ensemble`) fitted on the real transitions; ``particles``
+  rollouts per sequence with PETS propagation (``ts1``, ``tsinf``, ``mean``), one ensemble call on
+  ``N * particles`` rows per horizon step. The data loop
+  (:class:`~algorithms.models.data_loop.ModelDataLoop`): ``initial_random_steps`` of uniform
+  random actions, then a refit after every training episode (and optionally every
   ``train_every`` steps).
-- ``model="true"`` on a task with torch ``dynamics``: the same rollout with the true dynamics.
-- ``model="true"`` on a MuJoCo task: batched rollouts in the simulator itself from the current
-  ``info["sim_state"]`` (:class:`envs.simulate.SimulatorRollout`).
+- ``model="true"`` on a task with torch ``dynamics``:
+  :class:`~algorithms.planners.models.DynamicsModel`, the same rollout with the true dynamics.
+- ``model="true"`` on a MuJoCo task: :class:`~algorithms.planners.models.SimulatorModel`, batched
+  rollouts in the simulator itself from the current ``info["sim_state"]``.
 
 The two oracle variants run the *same* optimizer code as the learned model: comparing them
 separates planner error from model error (the MBPO post's question).
@@ -41,13 +44,14 @@ from algorithms.api import (
     RunContext,
 )
 from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
-from algorithms.models.ensemble import (
-    EnsembleConfig,
-    EnsembleStep,
-    ProbabilisticEnsemble,
+from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.planners.models import (
+    DynamicsModel,
+    EnsembleModel,
+    PlanningModel,
+    SimulatorModel,
 )
 from algorithms.planners.optimizers import Objective, TrajectoryOptimizer
-from algorithms.planners.rollout import rollout, score_trajectories
 from envs.spec import TaskSpec
 
 
@@ -87,7 +91,8 @@ class MPCConfig(LearnedModelConfig):
 
 
 class MPCAgent(DataLoopHooks, Algorithm):
-    """MPC over a learned ensemble or the true model. Subclasses choose the optimizer."""
+    """MPC over a planning model (:mod:`algorithms.planners.models`). Subclasses choose the
+    optimizer (:meth:`make_optimizer`) and may bring another model (:meth:`make_planning_model`)."""
 
     Config = MPCConfig
     requires = frozenset(
@@ -114,17 +119,12 @@ class MPCAgent(DataLoopHooks, Algorithm):
         dev = ctx.device
         self.low = torch.as_tensor(task.act_low, dtype=torch.float32, device=dev)
         self.high = torch.as_tensor(task.act_high, dtype=torch.float32, device=dev)
-        self.data: ModelDataLoop | None = None
+        self.data: ModelDataLoop | None = (
+            config.data_loop(task, ctx) if config.model == "learned" else None
+        )
         """The learned model's data loop (``model="learned"`` only)."""
-        self.model: ProbabilisticEnsemble | None = None
-        self.simulator: Any = None
-        if config.model == "learned":
-            self.data = config.data_loop(task, ctx)
-            self.model = self.data.model
-        elif task.dynamics is None:
-            from envs.simulate import SimulatorRollout
-
-            self.simulator = SimulatorRollout(task)
+        self.planning_model: PlanningModel = self.make_planning_model()
+        """Where the objectives come from (chosen once, by :meth:`make_planning_model`)."""
         # one warm-start slot per kind of episode: evaluation may interleave with a training
         # episode (the driver evaluates mid-episode) without disturbing its plan
         self.optimizers = {True: self.make_optimizer(), False: self.make_optimizer()}
@@ -146,53 +146,39 @@ class MPCAgent(DataLoopHooks, Algorithm):
         )
 
     # ------------------------------------------------------------------ planning
+    def make_planning_model(self) -> PlanningModel:
+        """The model behind the objective: the data loop's ensemble (``model="learned"``), the
+        task's torch dynamics, or its MuJoCo simulator (``model="true"``). A subclass with another
+        kind of model (e.g. a latent world model) overrides this."""
+        task, cfg, dev = self.task, self.cfg, self.ctx.device
+        if self.data is not None:
+            return EnsembleModel(
+                self.data.model,
+                task,
+                propagation=cfg.propagation,
+                sample=cfg.sample,
+                particles=cfg.particles,
+                gamma=cfg.gamma,
+                generator=self.ctx.torch_gen,
+                device=dev,
+            )
+        if task.dynamics is not None:
+            return DynamicsModel(task, gamma=cfg.gamma, device=dev)
+        return SimulatorModel(task, gamma=cfg.gamma, device=dev)
+
+    @property
+    def ensemble(self) -> ProbabilisticEnsemble | None:
+        """The learned ensemble (``None`` on the true model)."""
+        return None if self.data is None else self.data.model
+
     @property
     def ready(self) -> bool:
         """Whether there is a model to plan with."""
-        return self.cfg.model == "true" or (self.model is not None and self.model.fitted)
+        return self.planning_model.ready
 
     def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
         """``actions [N, H, A] -> predicted returns [N]`` from the current state."""
-        task, cfg = self.task, self.cfg
-        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.low.device)
-        if self.simulator is not None:
-            if info is None or "sim_state" not in info:
-                raise RuntimeError("model='true' on a MuJoCo task needs info['sim_state']")
-            state = np.asarray(info["sim_state"])
-            assert task.reward_fn is not None
-
-            def simulate(actions: torch.Tensor) -> torch.Tensor:
-                seq = self.simulator(state, actions, obs=o)
-                return score_trajectories(
-                    seq,
-                    actions,
-                    reward_fn=task.reward_fn,  # type: ignore[arg-type]
-                    termination_fn=task.termination_fn,
-                    gamma=cfg.gamma,
-                )
-
-            return simulate
-
-        def predict(actions: torch.Tensor) -> torch.Tensor:
-            if self.model is None:
-                step_fn, particles = task.dynamics, 1
-            else:
-                step_fn = EnsembleStep(
-                    self.model, cfg.propagation, sample=cfg.sample, generator=self.ctx.torch_gen
-                )
-                particles = cfg.particles
-            n = actions.shape[0]
-            return rollout(
-                step_fn,  # type: ignore[arg-type]
-                o.reshape(1, -1).expand(n, -1),
-                actions,
-                reward_fn=task.reward_fn,
-                termination_fn=task.termination_fn,
-                gamma=cfg.gamma,
-                particles=particles,
-            ).returns
-
-        return predict
+        return self.planning_model.objective(obs, info)
 
     @property
     def optimizer(self) -> TrajectoryOptimizer:
@@ -201,11 +187,17 @@ class MPCAgent(DataLoopHooks, Algorithm):
 
     @torch.no_grad()
     def plan(
-        self, obs: np.ndarray, info: Mapping[str, Any] | None = None, *, explore: bool = True
+        self,
+        obs: np.ndarray,
+        info: Mapping[str, Any] | None = None,
+        *,
+        explore: bool = True,
+        proposals: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``[H, A]``: the optimizer's plan from state ``obs`` (warm-started)."""
+        """``[H, A]``: the optimizer's plan from state ``obs`` (warm-started); ``proposals
+        [K, H, A]`` (e.g. a policy prior's trajectories) join every iteration's candidates."""
         optimizer = self.optimizers[explore]
-        plan = optimizer.optimize(self.objective(obs, info))
+        plan = optimizer.optimize(self.objective(obs, info), proposals)
         for k, v in optimizer.last_info.items():
             self._plan_sums[k] = self._plan_sums.get(k, 0.0) + v
         self._plan_count += 1

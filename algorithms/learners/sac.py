@@ -153,7 +153,8 @@ class SACLearner:
         self.cfg = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = torch.device(device)
-        if self.device.type == "cpu":
+        self._shared_generator = self.device.type == "cpu"
+        if self._shared_generator:
             self.generator = generator
         else:
             seed = int(torch.randint(0, 2**62, (1,), generator=generator))
@@ -350,7 +351,9 @@ class SACLearner:
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
-            "generator": self.generator.get_state(),
+            # the trial's CPU generator is saved by its owner (RunContext.generator_state); a
+            # device generator the learner seeded for itself is the learner's to save
+            "generator": None if self._shared_generator else self.generator.get_state(),
             "updates": self.updates,
         }
 
@@ -363,5 +366,6 @@ class SACLearner:
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        self.generator.set_state(state["generator"])
+        if state["generator"] is not None and not self._shared_generator:
+            self.generator.set_state(state["generator"])
         self.updates = int(state["updates"])

@@ -270,18 +270,12 @@ class DataLoopHooks:
     ctx: RunContext
 
     def _loop_state(self) -> dict[str, Any]:
-        """Checkpoint part: the trial's generators and the data loop (``None`` on a true model)."""
-        return {
-            "np_rng": self.ctx.np_rng.bit_generator.state,
-            "torch_gen": self.ctx.torch_gen.get_state(),
-            "data": None if self.data is None else self.data.state_dict(),
-        }
+        """Checkpoint part: the learned model (``None`` on a true model)."""
+        return {"data": None if self.data is None else self.data.state_dict()}
 
     def _load_loop_state(self, state: Mapping[str, Any]) -> None:
         if self.data is not None:
             self.data.load_state_dict(state["data"])
-        self.ctx.np_rng.bit_generator.state = state["np_rng"]
-        self.ctx.torch_gen.set_state(state["torch_gen"])
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:

@@ -31,6 +31,8 @@ Shapes: ``n`` training points, ``D`` input dims, ``E`` outputs (one independent 
   ``sin``/``cos`` of Gaussian dims (angles; the squashing ``e sin(x)`` and pilco-matlab's
   ``gSat`` squash ``e (9 sin x + sin 3x) / 8``), in the same ``(M, S, V)`` form.
 - :func:`loss_sat`: ``1 - E[exp(-(x - z)^T W (x - z) / 2)]`` for ``x ~ N(m, S)``.
+- :func:`fill_in` / :func:`augment`: the joint Gaussian of ``x`` and ``f(x)`` from those moments
+  (a state with the sin and cos of its angles appended).
 """
 
 from __future__ import annotations
@@ -53,6 +55,26 @@ CURB_POWER = 30
 
 
 # --------------------------------------------------------------------------- kernels & training
+def lbfgs(
+    params: list[Tensor],
+    iterations: int,
+    *,
+    tolerance_grad: float,
+    tolerance_change: float,
+    history: int,
+) -> torch.optim.LBFGS:
+    """L-BFGS with a strong-Wolfe line search (pilco-matlab's ``minimize`` is a line-search
+    quasi-Newton method too), as the GP fit and the policy search use it."""
+    return torch.optim.LBFGS(
+        params,
+        max_iter=iterations,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=tolerance_grad,
+        tolerance_change=tolerance_change,
+        history_size=history,
+    )
+
+
 def se_ard(x1: Tensor, x2: Tensor, log_ell: Tensor, log_sf: Tensor) -> Tensor:
     """``[n1, D], [n2, D], [E, D], [E] -> [E, n1, n2]``: the SE-ARD kernel of every output."""
     ell = log_ell.exp()[:, None, :]
@@ -199,14 +221,7 @@ class GPModel:
                 1,
             )
         theta = param = init.clone().requires_grad_(True)
-        opt = torch.optim.LBFGS(
-            [theta],
-            max_iter=iterations,
-            line_search_fn="strong_wolfe",
-            tolerance_grad=1e-6,
-            tolerance_change=1e-10,
-            history_size=50,
-        )
+        opt = lbfgs([theta], iterations, tolerance_grad=1e-6, tolerance_change=1e-10, history=50)
 
         def objective() -> Tensor:
             le, lsf, lsn = theta[:, :d], theta[:, d], theta[:, d + 1]
@@ -500,6 +515,34 @@ def gsat(
     mf, sf, vf = trig_moments(m, s, tuple(idx) * 2, freq, phase, sc)
     # each output is the sum of its two features
     return mf.view(2, k).sum(0), sf.view(2, k, 2, k).sum((0, 2)), vf.view(-1, 2, k).sum(1)
+
+
+def fill_in(
+    m: Tensor, s: Tensor, idx: Tensor | None, out: tuple[Tensor, Tensor, Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Joint ``N`` of ``[x, f(x[idx])]`` from ``x ~ N(m [D], s [D, D])`` and ``f``'s ``(M, S, V)``
+    moments (``cov[x, f] = s[:, idx] V``: pilco-matlab ``fillIn``); ``idx=None``: all of ``x``."""
+    mo, so, vo = out
+    c = (s if idx is None else s[:, idx]) @ vo
+    top = torch.cat([s, c], 1)
+    bottom = torch.cat([c.T, so], 1)
+    return torch.cat([m, mo]), torch.cat([top, bottom], 0)
+
+
+def augment(m: Tensor, s: Tensor, angle_dims: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """``N(m [D], s)`` of a state -> ``N`` of ``[state, sin a_1, cos a_1, ...]`` for the angle
+    dims ``a_i`` (:func:`gtrig`, with every cross-covariance)."""
+    if not angle_dims:
+        return m, s
+    return fill_in(m, s, None, gtrig(m, s, angle_dims))
+
+
+def augment_points(x: np.ndarray, angle_dims: tuple[int, ...]) -> np.ndarray:
+    """``[N, D] -> [N, D + 2 len(angle_dims)]``: :func:`augment` at deterministic states."""
+    cols = [x]
+    for i in angle_dims:
+        cols += [np.sin(x[:, i : i + 1]), np.cos(x[:, i : i + 1])]
+    return np.concatenate(cols, 1)
 
 
 def sat_value(x: Tensor) -> Tensor:

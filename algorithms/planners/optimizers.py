@@ -8,8 +8,15 @@ whole populations at once: one objective call per iteration.
 Shapes: ``N`` population, ``H`` horizon, ``A`` action dim, ``K`` elites.
 
 Warm start (all optimizers): :meth:`TrajectoryOptimizer.optimize` starts from the previous
-solution shifted by one step (the last step is filled with the box's midpoint, as PETS's
-``MPC.act`` does); :meth:`TrajectoryOptimizer.reset` forgets it (new episode).
+solution (or sampling mean, where the executed plan is another sequence) shifted by one step (the
+last step is filled with the box's midpoint, as PETS's ``MPC.act`` does);
+:meth:`TrajectoryOptimizer.reset` forgets it (new episode).
+
+Proposals (all optimizers): ``optimize(objective, proposals)`` with ``proposals [K, H, A]``
+(trajectories from elsewhere, e.g. a policy prior: TD-MPC2 mixes 24 policy rollouts into its
+MPPI population) appends them, clipped to the box, to the candidates of every iteration: a
+population of ``N + K``. They are scored and can become the best sequence or an elite like any
+sample; ``proposals=None`` changes nothing (no extra random draws).
 
 - :class:`RandomShooting`: uniform samples, the best one (Nagabandi et al. 2018).
 - :class:`CEM`: the cross-entropy method as in PETS (Chua et al. 2018, kchua/handful-of-trials
@@ -22,6 +29,9 @@ solution shifted by one step (the last step is filled with the box's midpoint, a
 - :class:`ICEM`: improved CEM (Pinneri et al. 2020): colored (``1/f^beta``) noise, a population
   that decays by ``gamma`` per iteration, a fraction of elites kept across iterations and shifted
   to the next env step, the mean added in the last iteration, the best sequence executed.
+- :class:`EliteMPPI`: TD-MPC's and TD-MPC2's MPPI (Hansen et al. 2022, 2024): Gaussian samples,
+  the ``exp(temperature * (R - max R))``-weighted mean and std of the top ``K`` only, the std
+  clamped to ``[min_std, max_std]``, an elite drawn by its weight executed.
 
 Sample buffers are preallocated per population size and reused, so a planning step does not
 re-map large temporaries (see the module :mod:`benchmark.perf.planning` for figures).
@@ -32,8 +42,12 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+
+from algorithms.api import PositiveFloat, PositiveInt, Range
 
 Tensor = torch.Tensor
 #: ``objective(actions [N, H, A]) -> [N]`` returns to maximize (NaN counts as -inf).
@@ -62,6 +76,10 @@ class TrajectoryOptimizer(ABC):
         self._buffers: dict[tuple, Tensor] = {}
         self.solution: Tensor | None = None
         """``[H, A]``: the last plan (``None`` after :meth:`reset`)."""
+        self.mean: Tensor | None = None
+        """``[H, A]``: the last sampling mean, where the executed plan may be another sequence
+        (iCEM's best sample, TD-MPC's sampled elite); the warm start shifts it instead of
+        :attr:`solution`. ``None``: the plan is the mean."""
         self.last_info: dict[str, float] = {}
 
     @property
@@ -70,14 +88,16 @@ class TrajectoryOptimizer(ABC):
 
     def reset(self) -> None:
         """Forget the warm start (call at every episode start)."""
-        self.solution = None
+        self.solution, self.mean = None, None
 
     def initial_mean(self) -> Tensor:
-        """``[H, A]``: the previous solution shifted by one step, or the box midpoint."""
+        """``[H, A]``: the previous sampling mean (or solution) shifted by one step, or the box
+        midpoint."""
         mid = self.midpoint.expand(self.horizon, -1)
-        if self.solution is None:
+        prev = self.solution if self.mean is None else self.mean
+        if prev is None:
             return mid.clone()
-        return torch.cat([self.solution[1:], mid[:1]], dim=0)
+        return torch.cat([prev[1:], mid[:1]], dim=0)
 
     def buffer(self, name: str, *shape: int) -> Tensor:
         """A reusable float32 buffer (allocated once per name and shape)."""
@@ -111,14 +131,44 @@ class TrajectoryOptimizer(ABC):
         """``objective(actions)`` with NaN replaced by ``-inf`` (a diverged model rollout never wins)."""
         return torch.nan_to_num(objective(actions), nan=-math.inf)
 
-    def optimize(self, objective: Objective) -> Tensor:
-        """``[H, A]`` the plan to execute (its first action now); kept for the next warm start."""
-        plan = self._optimize(objective)
+    def optimize(self, objective: Objective, proposals: Tensor | None = None) -> Tensor:
+        """``[H, A]`` the plan to execute (its first action now); kept for the next warm start.
+
+        ``proposals [K, H, A]``: sequences added to every iteration's candidates (see the module
+        docstring); ``None``: none.
+        """
+        props = None if proposals is None else self.check_proposals(proposals)
+        plan = self._optimize(objective, props)
         self.solution = plan
         return plan
 
+    def check_proposals(self, proposals: Tensor) -> Tensor:
+        """``[K, H, A]`` proposals as a float32 copy on the optimizer's device, clipped to the box;
+        a clear error for any other shape."""
+        if (
+            proposals.dim() != 3
+            or proposals.shape[0] < 1
+            or proposals.shape[1:]
+            != (
+                self.horizon,
+                self.act_dim,
+            )
+        ):
+            raise ValueError(
+                f"proposals must be [K >= 1, H={self.horizon}, A={self.act_dim}] action "
+                f"sequences, got {tuple(proposals.shape)}; pass proposals=None for none"
+            )
+        return self.clamp_(proposals.to(self.device, torch.float32, copy=True))
+
+    @staticmethod
+    def with_proposals(samples: Tensor, proposals: Tensor | None) -> Tensor:
+        """``[N + K, H, A]``: the samples followed by the proposals (``samples`` itself if none)."""
+        return samples if proposals is None else torch.cat([samples, proposals], dim=0)
+
     @abstractmethod
-    def _optimize(self, objective: Objective) -> Tensor: ...
+    def _optimize(self, objective: Objective, proposals: Tensor | None) -> Tensor:
+        """The plan from ``objective``, with the checked ``proposals [K, H, A]`` (or ``None``)
+        among the candidates of every iteration."""
 
 
 def _truncated_normal_(t: Tensor, *, generator: torch.Generator | None) -> Tensor:
@@ -133,9 +183,9 @@ class RandomShooting(TrajectoryOptimizer):
         super().__init__(horizon, low, high, **kw)
         self.population = population
 
-    def _optimize(self, objective: Objective) -> Tensor:
+    def _optimize(self, objective: Objective, proposals: Tensor | None) -> Tensor:
         u = self.draw("samples", (self.population, self.horizon, self.act_dim), Tensor.uniform_)
-        seqs = u.mul_(self.high - self.low).add_(self.low)
+        seqs = self.with_proposals(u.mul_(self.high - self.low).add_(self.low), proposals)
         returns = self.score(objective, seqs)
         best = int(torch.argmax(returns))
         self.last_info = {"plan_return": float(returns[best])}
@@ -168,7 +218,7 @@ class CEM(TrajectoryOptimizer):
         """``[H, A]``: PETS ``init_var = (ub - lb)^2 / 16``."""
         return ((self.high - self.low) ** 2 / 16).expand(self.horizon, -1).clone()
 
-    def _optimize(self, objective: Objective) -> Tensor:
+    def _optimize(self, objective: Objective, proposals: Tensor | None) -> Tensor:
         mean, var = self.initial_mean(), self.initial_var()
         n, k = self.population, self.elites
         best_return = -math.inf
@@ -179,6 +229,7 @@ class CEM(TrajectoryOptimizer):
             cvar = torch.minimum(torch.minimum((lb_dist / 2) ** 2, (ub_dist / 2) ** 2), var)
             z = self.draw("samples", (n, self.horizon, self.act_dim), _truncated_normal_)
             samples = self.clamp_(z.mul_(cvar.sqrt()).add_(mean))
+            samples = self.with_proposals(samples, proposals)
             returns = self.score(objective, samples)
             top, idx = torch.topk(returns, k)
             elite = samples[idx]
@@ -230,7 +281,7 @@ class MPPI(TrajectoryOptimizer):
             self._filt = (filt, (decay ** (t + 1)).view(-1, 1))
         return self._filt
 
-    def _optimize(self, objective: Objective) -> Tensor:
+    def _optimize(self, objective: Objective, proposals: Tensor | None) -> Tensor:
         n, h = self.population, self.horizon
         half_range = (self.high - self.low) / 2  # sigma is in units of the half range
         mean = self.initial_mean()
@@ -242,7 +293,7 @@ class MPPI(TrajectoryOptimizer):
             # u_t = beta (mean_t + eps_t) + (1 - beta) u_{t-1}, unrolled: one [H, H] matmul
             filt, carry = self._filter()
             samples = torch.einsum("tk,nka->nta", filt, eps.add_(mean)).add_(carry * past)
-            self.clamp_(samples)
+            samples = self.with_proposals(self.clamp_(samples), proposals)
             returns = self.score(objective, samples)
             best_return = max(best_return, float(returns.max()))
             w = torch.softmax(self.kappa * (returns - returns.max()), dim=0)
@@ -317,19 +368,10 @@ class ICEM(TrajectoryOptimizer):
         self.init_std, self.execute_best = init_std, execute_best
         self.kept: Tensor | None = None
         """``[k, H, A]``: elites kept from the previous env step (shifted before reuse)."""
-        self.mean: Tensor | None = None
-        """``[H, A]``: the sampling mean of the previous step (shifted for the warm start; the
-        executed plan may be the best sample instead)."""
 
     def reset(self) -> None:
         super().reset()
-        self.kept, self.mean = None, None
-
-    def initial_mean(self) -> Tensor:
-        mid = self.midpoint.expand(self.horizon, -1)
-        if self.mean is None:
-            return mid.clone()
-        return torch.cat([self.mean[1:], mid[:1]], dim=0)
+        self.kept = None
 
     def _shift(self, seqs: Tensor) -> Tensor:
         """Shift ``[k, H, A]`` sequences one step left, padding with fresh uniform actions."""
@@ -339,7 +381,7 @@ class ICEM(TrajectoryOptimizer):
         ) * (self.high - self.low)
         return torch.cat([seqs[:, 1:], pad], dim=1)
 
-    def _optimize(self, objective: Objective) -> Tensor:
+    def _optimize(self, objective: Objective, proposals: Tensor | None) -> Tensor:
         h, a = self.horizon, self.act_dim
         mean = self.initial_mean()
         std = (self.init_std * (self.high - self.low) / 2).expand(h, -1).clone()
@@ -359,6 +401,8 @@ class ICEM(TrajectoryOptimizer):
                 parts.append(elite[:n_keep])
             if i == self.iterations - 1:
                 parts.append(mean.unsqueeze(0))
+            if proposals is not None:
+                parts.append(proposals)
             samples = self.clamp_(torch.cat(parts, dim=0))
             returns = self.score(objective, samples)
             top, idx = torch.topk(returns, min(self.elites, len(returns)))
@@ -371,3 +415,111 @@ class ICEM(TrajectoryOptimizer):
         self.kept, self.mean = elite[:n_keep].clone(), mean
         self.last_info = {"plan_return": best_return}
         return best_seq if self.execute_best else mean
+
+
+@dataclass(frozen=True)
+class EliteMPPIConfig:
+    """Settings of :class:`EliteMPPI`. Defaults: TD-MPC2 (nicklashansen/tdmpc2
+    ``tdmpc2/config.yaml``, planning section), for the coming ``tdmpc2`` plugin; TD-MPC's
+    (nicklashansen/tdmpc ``cfgs/default.yaml``) where they differ. Stds are in units of the action
+    half-range (both codes act in ``[-1, 1]``)."""
+
+    population: PositiveInt = 512
+    """Gaussian samples per iteration; proposals come on top. TD-MPC2 ``num_samples=512``
+    *including* ``num_pi_trajs=24`` (so 488 with 24 proposals); TD-MPC 512 plus
+    ``mixture_coef=0.05`` of them (25) from the policy."""
+    elites: PositiveInt = 64
+    """Elites weighted into the mean and std. Both: ``num_elites=64``."""
+    iterations: PositiveInt = 6
+    """Iterations per env step. Both: 6 (TD-MPC2 adds 2 when ``action_dim >= 20``)."""
+    temperature: PositiveFloat = 0.5
+    """Factor on the elites' returns in the weights ``exp(temperature * (R - max R))`` (an inverse
+    temperature, as in the code). Both: ``temperature=0.5``."""
+    momentum: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    """Weight of the previous mean in the update. TD-MPC2 has none (0); TD-MPC ``momentum=0.1``."""
+    min_std: PositiveFloat = 0.05
+    """Lower clamp of the std. TD-MPC2 ``min_std=0.05``; TD-MPC anneals it from 0.5 to 0.05 over
+    25k steps (``std_schedule``: set :attr:`EliteMPPI.min_std` to follow a schedule)."""
+    max_std: PositiveFloat = 2.0
+    """Upper clamp, and the initial std of every env step. Both: 2 (TD-MPC2 ``max_std``)."""
+    sample_elite: bool = True
+    """Execute an elite drawn with probability its weight (both codes, in training and
+    evaluation); ``False``: the mean."""
+
+
+class EliteMPPI(TrajectoryOptimizer):
+    """TD-MPC's MPPI (Hansen et al. 2022, nicklashansen/tdmpc ``src/algorithm/tdmpc.py`` ``plan``;
+    TD-MPC2, Hansen et al. 2024, nicklashansen/tdmpc2 ``tdmpc2/tdmpc2.py`` ``_plan``).
+
+    Every iteration: ``population`` Gaussian samples ``mean + std * eps`` clipped to the box (plus
+    the proposals, e.g. the policy prior's trajectories), scored in one objective call; the top
+    ``elites`` weighted by ``softmax(temperature * R)``; the new mean and std are the weighted
+    mean and std of the elites, the std clamped to ``[min_std, max_std]`` and the mean blended
+    with the previous one by ``momentum``. The plan executed is an elite drawn with probability
+    its weight (the agent adds ``last_std[0]`` noise to its first action in training, as both
+    codes do); the warm start shifts the mean, not the executed elite. Settings:
+    :class:`EliteMPPIConfig`.
+    """
+
+    def __init__(
+        self,
+        horizon: int,
+        low: Tensor,
+        high: Tensor,
+        config: EliteMPPIConfig = EliteMPPIConfig(),
+        **kw,
+    ) -> None:
+        super().__init__(horizon, low, high, **kw)
+        c = config
+        if not 1 <= c.elites <= c.population or c.iterations < 1:
+            raise ValueError(
+                f"need 1 <= elites <= population and iterations >= 1, got elites={c.elites}, "
+                f"population={c.population}, iterations={c.iterations}"
+            )
+        if not 0 < c.min_std <= c.max_std or not 0 <= c.momentum < 1:
+            raise ValueError(
+                f"need 0 < min_std <= max_std and momentum in [0, 1), got min_std={c.min_std}, "
+                f"max_std={c.max_std}, momentum={c.momentum}"
+            )
+        self.config = c
+        self.min_std = c.min_std
+        """The std's lower clamp now (a schedule may change it between steps)."""
+        self.last_std: Tensor | None = None
+        """``[H, A]``: the final std of the last step, in action units (TD-MPC's exploration
+        noise on the executed action is ``last_std[0] * N(0, 1)``)."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.last_std = None
+
+    def _optimize(self, objective: Objective, proposals: Tensor | None) -> Tensor:
+        c, h, a = self.config, self.horizon, self.act_dim
+        half_range = (self.high - self.low) / 2  # [1, A]: stds are in units of it
+        lo, hi = self.min_std * half_range, c.max_std * half_range
+        mean = self.initial_mean()
+        std = hi.expand(h, -1).clone()
+        best_return = -math.inf
+        weights = elite = None
+        for _ in range(c.iterations):
+            eps = self.draw("noise", (c.population, h, a), Tensor.normal_)
+            samples = self.with_proposals(self.clamp_(eps.mul_(std).add_(mean)), proposals)
+            returns = self.score(objective, samples)
+            top, idx = torch.topk(returns, c.elites)  # [K], sorted: top[0] is the best
+            elite = samples[idx]  # [K, H, A]
+            # all -inf (every rollout diverged): uniform weights instead of NaN
+            logits = torch.nan_to_num(top - top[0], nan=0.0) * c.temperature
+            weights = torch.softmax(logits, dim=0)  # [K]
+            new_mean = torch.einsum("k,kha->ha", weights, elite)
+            var = torch.einsum("k,kha->ha", weights, (elite - new_mean).square_())
+            std = torch.maximum(torch.minimum(var.sqrt_(), hi), lo)
+            mean = c.momentum * mean + (1 - c.momentum) * new_mean
+            best_return = max(best_return, float(top[0]))
+        assert weights is not None and elite is not None
+        self.mean, self.last_std = mean, std
+        self.last_info = {"plan_return": best_return}
+        if not c.sample_elite:
+            return mean
+        gen = self.generator
+        w = weights if gen is None else weights.to(gen.device)
+        pick = int(torch.multinomial(w, 1, generator=gen))
+        return elite[pick].clone()

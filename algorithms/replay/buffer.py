@@ -108,12 +108,10 @@ class ReplayBuffer:
             "terminated": self.terminated[:n].copy(),
             "ptr": self.ptr,
             "size": n,
-            "rng": self.rng.bit_generator.state,
-        }
+        }  # not ``rng``: the trial's generator, saved by its owner (RunContext.generator_state)
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         n = s["size"]
         for k in ("obs", "act", "reward", "next_obs", "terminated"):
             getattr(self, k)[:n] = s[k]
         self.ptr, self.size = s["ptr"], n
-        self.rng.bit_generator.state = s["rng"]

@@ -24,7 +24,6 @@ import torch
 
 from algorithms.api import RunContext, apply_overrides
 from algorithms.pilco import PILCO, PILCOConfig
-from algorithms.pilco import TASKS as PILCO_TASKS
 from envs import TASKS
 
 
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(
-        f"PILCO on {args.task}: horizon {args.horizon or PILCO_TASKS[args.task]().horizon}, "
+        f"PILCO on {args.task}: horizon {args.horizon or TASKS[args.task].resolve().saturating_cost.horizon}, "
         f"threads {args.threads}, "
         f"policy iterations {args.policy_iterations or PILCOConfig.policy_iterations}"
     )

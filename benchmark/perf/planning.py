@@ -64,8 +64,8 @@ def bench(args: argparse.Namespace, device: str, bf16: bool) -> dict[str, float]
     obs = rng.normal(size=(n, task.obs_dim)).astype(np.float32)
     act = rng.uniform(task.act_low, task.act_high, (n, task.act_dim)).astype(np.float32)
     nxt = obs + 0.05 * rng.normal(size=obs.shape).astype(np.float32)
-    assert agent.model is not None
-    agent.model.fit(obs, act, nxt, rng=rng, max_epochs=1)
+    assert agent.ensemble is not None
+    agent.ensemble.fit(obs, act, nxt, rng=rng, max_epochs=1)
 
     def sync() -> None:
         if device.startswith("cuda"):

@@ -34,6 +34,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.spec import SaturatingCost
+
 Tensor = torch.Tensor
 
 CART_MASS = 0.5
@@ -141,3 +143,29 @@ class CartPoleSwingUpEnv(gym.Env[np.ndarray, np.ndarray]):
 def make_env(**kwargs: Any) -> gym.Env:
     """A :class:`CartPoleSwingUpEnv` (the registry adds the 200-step time limit)."""
     return CartPoleSwingUpEnv(**kwargs)
+
+
+def _saturating_cost() -> SaturatingCost:
+    """pilco-matlab ``settings_cp.m`` / ``loss_cp.m`` on ``[x, x_dot, th, th_dot]`` (th = pi up):
+    the pole tip's squared distance to the upright target,
+    ``d^2 = (x + l sin th)^2 + l^2 (cos th + 1)^2``, as a quadratic form in ``[x, sin th, cos th]``."""
+    ell = POLE_LENGTH
+    q = np.zeros((6, 6))  # a = [x, x_dot, th, th_dot, sin th, cos th]
+    q[np.ix_([0, 4], [0, 4])] = np.outer([1.0, ell], [1.0, ell])
+    q[5, 5] = ell**2
+    return SaturatingCost(
+        angle_dims=(2,),
+        target=(0.0, 0.0, math.pi, 0.0, 0.0, -1.0),  # [0 0 0 pi] and its sin/cos
+        weight=tuple(map(tuple, q)),
+        width=0.25,  # cost.width
+        dyn_inputs=(0, 1, 3, 4, 5),  # dyni = [x v dtheta sin cos]
+        policy_inputs=(0, 1, 3, 4, 5),  # poli = dyni
+        policy_lengthscales=(1.0, 1.0, 1.0, 0.7, 0.7),  # policy.p.hyp = log([1 1 1 0.7 0.7 ...])
+        horizon=40,  # T = 4 s at dt = 0.1 s
+        init_mean=(0.0,) * 4,  # mu0, the env's reset mean
+        init_cov=tuple(map(tuple, INIT_STD**2 * np.eye(4))),  # S0 = 0.1^2 I, the env's reset
+    )
+
+
+SATURATING_COST = _saturating_cost()
+"""PILCO's cost and settings for this task (``TaskEntry.saturating_cost``)."""

@@ -1,0 +1,195 @@
+"""Planning models: what turns the current state into a planner's objective.
+
+A :class:`PlanningModel` is anything with ``ready`` and ``objective(obs, info) -> Objective``,
+``Objective = actions [N, H, A] -> returns [N]`` (:mod:`algorithms.planners.optimizers`). The MPC
+agent (:mod:`algorithms.agents.mpc`) picks one in its constructor and hands every objective to its
+trajectory optimizer, which knows nothing of models. Three implementations, all scored by the
+task's own ``reward_fn`` / ``termination_fn`` with :func:`~algorithms.planners.rollout.rollout`'s
+termination rule:
+
+- :class:`EnsembleModel`: a :class:`~algorithms.models.ensemble.ProbabilisticEnsemble` with PETS's
+  propagation (``ts1``, ``tsinf``, ``mean``): ``P`` particles per sequence, one ensemble call on
+  ``N * P`` rows per horizon step;
+- :class:`DynamicsModel`: the task's torch ``dynamics`` (deterministic: one particle);
+- :class:`SimulatorModel`: the MuJoCo simulator itself from ``info["sim_state"]``
+  (:class:`envs.simulate.SimulatorRollout`: one ``mujoco.rollout`` call for all ``N x H`` steps).
+
+A new kind of model (a latent world model scored by its own reward and value heads) is one more
+class with these two members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from algorithms.models.ensemble import EnsembleStep, ProbabilisticEnsemble
+from algorithms.planners.optimizers import Objective
+from algorithms.planners.rollout import StepFn, rollout, score_trajectories
+from envs.spec import TaskSpec
+
+
+@runtime_checkable
+class PlanningModel(Protocol):
+    """The model an MPC agent plans with."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether there is a model to plan with (a learned one: fitted at least once)."""
+        ...
+
+    def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
+        """``actions [N, H, A] -> predicted returns [N]`` from the state of observation
+        ``obs [O]`` (and ``info``, the env's step info, for models that need more than the
+        observation)."""
+        ...
+
+
+class StepModel:
+    """A model stepped one horizon step at a time by :func:`rollout` (base of
+    :class:`DynamicsModel` and :class:`EnsembleModel`).
+
+    Args:
+        task: the task (``reward_fn``, ``termination_fn``).
+        gamma: discount inside the horizon.
+        particles: ``P`` rollouts per sequence, returns averaged.
+        device: where observations and rollouts live.
+    """
+
+    def __init__(
+        self, task: TaskSpec, *, gamma: float, particles: int = 1, device: Any = None
+    ) -> None:
+        self.task, self.gamma, self.particles, self.device = task, gamma, particles, device
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    def step_fn(self) -> StepFn:
+        """The step function of ONE objective call (a fresh one per call: ``tsinf`` draws its
+        particle assignment on the first step of each rollout)."""
+        raise NotImplementedError
+
+    def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+
+        def predict(actions: torch.Tensor) -> torch.Tensor:
+            n = actions.shape[0]
+            return rollout(
+                self.step_fn(),
+                o.reshape(1, -1).expand(n, -1),
+                actions,
+                reward_fn=self.task.reward_fn,
+                termination_fn=self.task.termination_fn,
+                gamma=self.gamma,
+                particles=self.particles,
+            ).returns
+
+        return predict
+
+
+class DynamicsModel(StepModel):
+    """The task's true torch ``dynamics`` (oracle ablation; one particle: it is deterministic)."""
+
+    def __init__(self, task: TaskSpec, *, gamma: float, device: Any = None) -> None:
+        if task.dynamics is None:
+            raise ValueError(
+                f"task {task.name!r} has no torch dynamics: use SimulatorModel for a MuJoCo task "
+                "or EnsembleModel for a learned one"
+            )
+        super().__init__(task, gamma=gamma, particles=1, device=device)
+
+    def step_fn(self) -> StepFn:
+        return self.task.dynamics  # type: ignore[return-value]
+
+
+class EnsembleModel(StepModel):
+    """A learned :class:`ProbabilisticEnsemble` with PETS's trajectory sampling.
+
+    Args:
+        ensemble: the model (fitted elsewhere, e.g. by a
+            :class:`~algorithms.models.data_loop.ModelDataLoop`; read at every call).
+        task: the task (``reward_fn``, ``termination_fn``; a reward head replaces ``reward_fn``
+            when the ensemble learns the reward).
+        propagation: ``"ts1"``, ``"tsinf"`` or ``"mean"`` (PETS Sec. 5).
+        sample: sample the Gaussian next state instead of taking its mean.
+        particles: ``P`` rollouts per sequence.
+        gamma: discount inside the horizon.
+        generator: the run's torch generator (bootstrap assignments, sampled next states).
+        device: where observations and rollouts live.
+    """
+
+    def __init__(
+        self,
+        ensemble: ProbabilisticEnsemble,
+        task: TaskSpec,
+        *,
+        propagation: Literal["ts1", "tsinf", "mean"],
+        sample: bool,
+        particles: int,
+        gamma: float,
+        generator: torch.Generator | None = None,
+        device: Any = None,
+    ) -> None:
+        super().__init__(task, gamma=gamma, particles=particles, device=device)
+        self.ensemble, self.propagation = ensemble, propagation
+        self.sample, self.generator = sample, generator
+
+    @property
+    def ready(self) -> bool:
+        return self.ensemble.fitted
+
+    def step_fn(self) -> StepFn:
+        return EnsembleStep(
+            self.ensemble, self.propagation, sample=self.sample, generator=self.generator
+        )
+
+
+class SimulatorModel:
+    """The MuJoCo simulator itself, rolled out from ``info["sim_state"]`` (oracle ablation on a
+    MuJoCo task: the observation alone does not give the state, e.g. Ant's and Humanoid's hidden
+    parts). Whole trajectories are simulated at once, then scored by
+    :func:`~algorithms.planners.rollout.score_trajectories`.
+
+    Args:
+        task: a task with ``Capability.SIMULATOR``.
+        gamma: discount inside the horizon.
+        device: where observations live.
+    """
+
+    def __init__(self, task: TaskSpec, *, gamma: float, device: Any = None) -> None:
+        from envs.simulate import SimulatorRollout
+
+        if task.reward_fn is None:
+            raise ValueError(f"task {task.name!r} has no reward_fn to score simulated rollouts")
+        self.task, self.gamma, self.device = task, gamma, device
+        self.simulator = SimulatorRollout(task)
+
+    @property
+    def ready(self) -> bool:
+        return True
+
+    def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
+        if info is None or "sim_state" not in info:
+            raise RuntimeError(
+                "model='true' on a MuJoCo task needs info['sim_state']: pass the env's step "
+                "info to act(obs, info=info)"
+            )
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        state = np.asarray(info["sim_state"])
+        task = self.task
+
+        def simulate(actions: torch.Tensor) -> torch.Tensor:
+            seq = self.simulator(state, actions, obs=o)
+            return score_trajectories(
+                seq,
+                actions,
+                reward_fn=task.reward_fn,  # type: ignore[arg-type]
+                termination_fn=task.termination_fn,
+                gamma=self.gamma,
+            )
+
+        return simulate
