@@ -67,6 +67,7 @@ from algorithms.models.policies import (
     optimize_policy,
     squash,
 )
+from algorithms.replay.sequence import SequenceReplay
 from envs import TASKS as TASK_REGISTRY
 from envs.spec import SaturatingCost, TaskSpec
 
@@ -244,10 +245,10 @@ class PILCO(Algorithm):
         self.optimized = False
         self.cost_trace: list[float] = []
         """``J`` at every evaluation of the last policy optimization (diagnostics)."""
-        self.data_x: list[np.ndarray] = []  # [n, S] states, per trial
-        self.data_u: list[np.ndarray] = []  # [n, A]
-        self.data_y: list[np.ndarray] = []  # [n, S] states one control step later
-        self._episode: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.replay = SequenceReplay.for_trial(
+            1_000_000, task.obs_dim, task.act_dim, ctx, obs_dtype=np.float64, act_dtype=np.float64
+        )
+        """Every real training step with its episode (PILCO keeps all data)."""
         self._held: dict[bool, tuple[int, np.ndarray | None]] = {True: (0, None), False: (0, None)}
 
     # ------------------------------------------------------------------ policy
@@ -283,8 +284,6 @@ class PILCO(Algorithm):
 
     def reset(self, *, explore: bool) -> None:
         self._held[explore] = (0, None)
-        if explore:
-            self._episode = []
 
     # ------------------------------------------------------------------ moment-matched rollout
     def propagate(
@@ -306,35 +305,30 @@ class PILCO(Algorithm):
 
     # ------------------------------------------------------------------ learning
     def observe(self, transition: Transition) -> None:
-        self._episode.append(
-            (
-                np.asarray(transition.obs, np.float64),
-                np.asarray(transition.action, np.float64),
-                np.asarray(transition.next_obs, np.float64),
-            )
-        )
+        self.replay.add(transition)
 
-    def _add_episode(self) -> None:
-        """Cut the episode's first ``trial_steps`` env steps into control-step transitions."""
-        k = self.cfg.action_repeat
-        steps = self._episode[: self.trial_steps]
-        xs, us, ys = [], [], []
-        for j in range(0, len(steps) - k + 1, k):
-            xs.append(steps[j][0])
-            us.append(steps[j][1])
-            ys.append(steps[j + k - 1][2])
-        if xs:
-            self.data_x.append(self.states(np.stack(xs)))
-            self.data_u.append(np.stack(us))
-            self.data_y.append(self.states(np.stack(ys)))
-        self._episode = []
+    def control_steps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every finished episode's first ``trial_steps`` env steps cut into control steps of
+        ``action_repeat`` env steps: states ``x [n, S]``, actions ``u [n, A]`` (the held
+        action), states one control step later ``y [n, S]``."""
+        k, xs, us, ys = self.cfg.action_repeat, [], [], []
+        for ep in self.replay.episodes():
+            if not (ep.terminated[-1] or ep.truncated[-1]):
+                continue  # the running episode joins at its end
+            n = min(len(ep.obs), self.trial_steps)
+            starts = np.arange(0, n - k + 1, k)
+            if len(starts):
+                xs.append(self.states(ep.obs[starts]))
+                us.append(ep.act[starts])
+                ys.append(self.states(ep.next_obs[starts + k - 1]))
+        if not xs:
+            return np.zeros((0, 0)), np.zeros((0, self.task.act_dim)), np.zeros((0, 0))
+        return np.concatenate(xs), np.concatenate(us), np.concatenate(ys)
 
     def training_data(self) -> tuple[np.ndarray, np.ndarray]:
         """GP inputs ``[n, len(dyn_inputs) + A]`` and targets ``[n, S]`` (state changes, those of
         :attr:`SaturatingCost.wrap_dims` wrapped to ``[-pi, pi)``)."""
-        x = np.concatenate(self.data_x)
-        u = np.concatenate(self.data_u)
-        y = np.concatenate(self.data_y)
+        x, u, y = self.control_steps()
         inputs = np.concatenate([self._augment_points(x)[:, list(self.setup.dyn_inputs)], u], 1)
         delta = y - x
         for i in self.setup.wrap_dims:
@@ -378,9 +372,8 @@ class PILCO(Algorithm):
         }
 
     def on_episode_end(self) -> Mapping[str, float]:
-        self._add_episode()
         self.trials += 1
-        if self.trials < self.cfg.random_trials or not self.data_x:
+        if self.trials < self.cfg.random_trials or not len(self.control_steps()[0]):
             return {}
         metrics = self.fit_model()
         metrics.update(self.optimize_policy())
@@ -392,8 +385,7 @@ class PILCO(Algorithm):
         return {
             "trials": self.trials,
             "optimized": self.optimized,
-            "data": (list(self.data_x), list(self.data_u), list(self.data_y)),
-            "episode": list(self._episode),
+            "replay": self.replay.state_dict(),
             "held": dict(self._held),
             "gp": self.gp.state_dict(),
             "policy": [p.detach().clone() for p in self.policy.parameters()],
@@ -402,8 +394,7 @@ class PILCO(Algorithm):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.trials = int(state["trials"])
         self.optimized = bool(state["optimized"])
-        self.data_x, self.data_u, self.data_y = (list(d) for d in state["data"])
-        self._episode = list(state["episode"])
+        self.replay.load_state_dict(state["replay"])
         self._held = dict(state["held"])
         self.gp.load_state_dict(state["gp"])
         with torch.no_grad():

@@ -23,14 +23,15 @@ def _agent(seed: int = 0, **overrides) -> PILCO:
 
 
 def _random_episode(agent: PILCO, seed: int, steps: int) -> None:
-    """Feed one training episode (policy actions, or random ones in the random phase)."""
+    """Feed one training episode of ``steps`` steps, cut there by a time limit as the driver's
+    env would (policy actions, or random ones in the random phase)."""
     env = agent.task.make_env()
     obs, _ = env.reset(seed=seed)
     agent.reset(explore=True)
-    for _ in range(steps):
+    for i in range(steps):
         a = agent.act(obs, explore=True)
         nxt, r, term, trunc, _ = env.step(a)
-        agent.observe(Transition(obs, a, float(r), nxt, term, trunc))
+        agent.observe(Transition(obs, a, float(r), nxt, term, trunc or i == steps - 1))
         obs = nxt
     env.close()
 
@@ -71,7 +72,6 @@ def test_propagation_matches_monte_carlo_of_the_model() -> None:
     a narrow state distribution and a smooth policy costs little."""
     agent = _agent(policy_iterations=1)
     _random_episode(agent, seed=0, steps=120)
-    agent._add_episode()
     agent.fit_model()
     p = agent.policy
     assert isinstance(p, RBFPolicy)
@@ -108,7 +108,6 @@ def test_propagation_matches_monte_carlo_of_the_model() -> None:
 def test_rollout_gradient_matches_finite_differences() -> None:
     agent = _agent(num_basis=4, horizon=3)
     _random_episode(agent, seed=0, steps=60)
-    agent._add_episode()
     agent.fit_model()
     params = agent.policy.parameters()
 
@@ -137,13 +136,15 @@ def test_rollout_gradient_matches_finite_differences() -> None:
 def test_action_hold_random_trial_and_data_cut() -> None:
     agent = _agent(horizon=5, policy_iterations=2, gp_iterations=5)
     _random_episode(agent, seed=0, steps=20)
-    acts = [e[1] for e in agent._episode]
+    acts = agent.replay.steps().act
     assert all(np.array_equal(acts[i], acts[i + 1]) for i in range(0, 20, 2))  # held 2 steps
     assert not np.array_equal(acts[0], acts[2])  # and random
     metrics = agent.on_episode_end()
     # trial_steps defaults to horizon * action_repeat = 10 env steps -> 5 control steps
-    assert agent.data_x[0].shape == (5, 4) and metrics["gp_points"] == 5
-    np.testing.assert_allclose(agent.data_y[0][0], agent.data_x[0][1])  # consecutive blocks
+    x, u, y = agent.control_steps()
+    assert x.shape == (5, 4) and metrics["gp_points"] == 5
+    np.testing.assert_allclose(y[0], x[1])  # consecutive blocks
+    np.testing.assert_array_equal(u, acts[0:10:2])  # the held action of each block
     assert metrics["expected_cost"] <= metrics["expected_cost_before"]
     a = agent.act(np.zeros(4), explore=True)  # after the random trial: the policy
     np.testing.assert_allclose(a, agent.policy_action(np.zeros(4)))
@@ -184,17 +185,17 @@ def test_pendulum_setup_runs() -> None:
     agent = PILCO(task, cfg, RunContext.from_seed(0))
     env = task.make_env()
     obs, _ = env.reset(seed=0)
-    for _ in range(12):
+    for i in range(12):
         a = agent.act(obs, explore=True)
         nxt, r, *_ = env.step(a)
-        agent.observe(Transition(obs, a, float(r), nxt, False, False))
+        agent.observe(Transition(obs, a, float(r), nxt, False, i == 11))  # a 12-step time limit
         obs = nxt
     metrics = agent.on_episode_end()
     assert metrics["gp_points"] == 5
     u = agent.act(obs, explore=False)
     assert u.shape == (1,) and abs(float(u[0])) <= 2.0
     # state [th, th_dot] from the obs; th's change unwrapped (|delta| < pi across the +-pi seam)
-    assert agent.data_x[0].shape == (5, 2)
+    assert agent.control_steps()[0].shape == (5, 2)
     inputs, targets = agent.training_data()
     assert inputs.shape == (5, 4) and np.abs(targets[:, 0]).max() < np.pi
     # the starts' rollouts batched by vmap == the mean of one rollout per start

@@ -99,6 +99,8 @@ class SequenceReplay:
             ``act_dtype=np.int64``).
         extras: extra per-step fields declared here and passed to every :meth:`add`.
         act_dtype: numpy dtype of stored actions.
+        obs_dtype: numpy dtype of stored observations (float64 for a learner that keeps a
+            float64 env's observations exactly, as PILCO does).
         drop_partial: drop an episode whole when the ring overwrites its first steps (``True``)
             or keep its surviving steps (``False``).
         device: where :meth:`sample` puts its tensors.
@@ -112,6 +114,7 @@ class SequenceReplay:
         *,
         extras: ExtraSpec | None = None,
         act_dtype: Any = np.float32,
+        obs_dtype: Any = np.float32,
         drop_partial: bool = True,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -124,10 +127,10 @@ class SequenceReplay:
         self.extra_spec = _parse_extras(extras)
         c = self.capacity
         self._data: dict[str, np.ndarray] = {
-            "obs": np.zeros((c, obs_dim), np.float32),
+            "obs": np.zeros((c, obs_dim), obs_dtype),
             "act": np.zeros((c, act_dim), act_dtype),
             "reward": np.zeros(c, np.float32),
-            "next_obs": np.zeros((c, obs_dim), np.float32),
+            "next_obs": np.zeros((c, obs_dim), obs_dtype),
             "terminated": np.zeros(c, bool),
             "truncated": np.zeros(c, bool),
             "episode": np.zeros(c, np.int64),

@@ -22,34 +22,30 @@ import time
 import numpy as np
 import torch
 
-from algorithms.api import RunContext, apply_overrides
+from algorithms.api import RunContext, Transition, apply_overrides
 from algorithms.pilco import PILCO, PILCOConfig
 from envs import TASKS
 
 
 def collect(agent: PILCO, points: int, seed: int) -> None:
-    """Fill the agent's data with ``points`` random control-step transitions."""
+    """Feed the agent random episodes (each action held ``action_repeat`` env steps) until its
+    data holds ``points`` control-step transitions."""
     env = agent.task.make_env()
     rng = np.random.default_rng(seed)
-    k = agent.cfg.action_repeat
-    xs, us, ys = [], [], []
-    episode = 0
-    while len(xs) < points:
+    k, done, episode = agent.cfg.action_repeat, 0, 0
+    while done < points:
         obs, _ = env.reset(seed=episode)
         episode += 1
-        for _ in range(agent.horizon):
-            a = rng.uniform(agent.task.act_low, agent.task.act_high).astype(np.float32)
-            x = obs
-            for _ in range(k):
-                obs, *_ = env.step(a)
-            xs.append(x)
-            us.append(a.astype(np.float64))
-            ys.append(obs)
-            if len(xs) == points:
-                break
+        n = min(agent.horizon, points - done)  # control steps of this episode
+        for i in range(n * k):
+            if i % k == 0:
+                a = rng.uniform(agent.task.act_low, agent.task.act_high).astype(np.float32)
+            nxt, r, *_ = env.step(a)
+            agent.observe(Transition(obs, a, float(r), nxt, False, i == n * k - 1))
+            obs = nxt
+        done += n
     env.close()
-    agent.data_x, agent.data_u = [agent.states(np.stack(xs))], [np.stack(us)]
-    agent.data_y = [agent.states(np.stack(ys))]
+    assert len(agent.control_steps()[0]) == points
 
 
 def bench(args: argparse.Namespace, points: int) -> dict[str, float]:
