@@ -44,6 +44,20 @@ class RolloutResult(NamedTuple):
     """``[N, P]`` bool: particles that never terminated within the horizon."""
 
 
+def model_step(
+    step_fn: StepFn, obs: torch.Tensor, act: torch.Tensor, reward_fn: RewardFn | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One model step: ``next_obs [M, O]`` and ``reward [M]`` (the model's reward head where it
+    has one, else ``reward_fn(obs, act, next_obs)``)."""
+    out = step_fn(obs, act)
+    nxt, reward = out if isinstance(out, tuple) else (out, None)
+    if reward is None:
+        if reward_fn is None:
+            raise ValueError("step_fn returned no reward: pass `reward_fn`")
+        reward = reward_fn(obs, act, nxt)
+    return nxt, reward
+
+
 def rollout(
     step_fn: StepFn,
     obs: torch.Tensor,
@@ -99,15 +113,7 @@ def rollout(
     discount = 1.0
     for t in range(horizon):
         a = acts[t] if actions is not None else policy(x)  # type: ignore[misc]
-        out = step_fn(x, a)
-        if isinstance(out, tuple):
-            nxt, r = out
-        else:
-            nxt, r = out, None
-        if r is None:
-            if reward_fn is None:
-                raise ValueError("step_fn returned no reward: pass `reward_fn`")
-            r = reward_fn(x, a, nxt)
+        nxt, r = model_step(step_fn, x, a, reward_fn)
         ret = ret + discount * torch.where(alive, r, torch.zeros_like(r))
         if termination_fn is not None:
             done = termination_fn(x, a, nxt).reshape(m).bool()
@@ -191,12 +197,7 @@ def imagine_steps(
     rows = torch.arange(obs.shape[0], device=obs.device)
     for _ in range(horizon):
         act = policy(obs)
-        out = step_fn(obs, act)
-        nxt, reward = out if isinstance(out, tuple) else (out, None)
-        if reward is None:
-            if reward_fn is None:
-                raise ValueError("step_fn returned no reward: pass `reward_fn`")
-            reward = reward_fn(obs, act, nxt)
+        nxt, reward = model_step(step_fn, obs, act, reward_fn)
         if termination_fn is None:
             term = torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
         else:
