@@ -57,7 +57,7 @@ from algorithms.api import (
     RunContext,
 )
 from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
-from algorithms.planners.derivatives import DTYPE, AutogradProblem, EnsembleProblem, Problem
+from algorithms.planners.derivatives import SOLVER_DTYPE, AutogradProblem, EnsembleProblem, Problem
 from algorithms.planners.ilqg import ILQGOptions, ILQGResult, ilqg
 from algorithms.planners.mujoco_problem import MujocoProblem
 from envs.spec import TaskSpec
@@ -243,8 +243,8 @@ class ILQG(DataLoopHooks, Algorithm):
         self.check_task(task, config)
         assert task.reward_fn is not None
         self.cfg = config
-        self.low = torch.as_tensor(task.act_low, dtype=DTYPE)
-        self.high = torch.as_tensor(task.act_high, dtype=DTYPE)
+        self.low = torch.as_tensor(task.act_low, dtype=SOLVER_DTYPE)
+        self.high = torch.as_tensor(task.act_high, dtype=SOLVER_DTYPE)
         self.data: ModelDataLoop | None = None
         """The learned model's data loop (``model="learned"`` only)."""
         self.simulator: MujocoProblem | None = None
@@ -288,7 +288,7 @@ class ILQG(DataLoopHooks, Algorithm):
                     "ilqg with model='true' on a MuJoCo task needs info['sim_state']"
                 )
             return self.simulator.initial_state(np.asarray(info["sim_state"]))
-        return torch.as_tensor(np.asarray(obs, np.float64), dtype=DTYPE).reshape(-1)
+        return torch.as_tensor(np.asarray(obs, np.float64), dtype=SOLVER_DTYPE).reshape(-1)
 
     def plan(
         self, obs: np.ndarray, info: Mapping[str, Any] | None = None, *, explore: bool = True

@@ -59,7 +59,7 @@ from algorithms.api import (
     RunContext,
     Transition,
 )
-from algorithms.models.gp import DTYPE, GPModel, augment_points
+from algorithms.models.gp import GP_DTYPE, GPModel, augment_points
 from algorithms.models.policies import (
     MomentFn,
     MomentMatchedRollout,
@@ -201,19 +201,19 @@ class PILCO(Algorithm):
         self.obs_dim = task.obs_dim
         self.state_dim = len(st.init_cov)
         self.act_dim = task.act_dim
-        low = torch.as_tensor(task.act_low, dtype=DTYPE)
-        high = torch.as_tensor(task.act_high, dtype=DTYPE)
+        low = torch.as_tensor(task.act_low, dtype=GP_DTYPE)
+        high = torch.as_tensor(task.act_high, dtype=GP_DTYPE)
         self.act_mid, self.act_half = (high + low) / 2.0, (high - low) / 2.0
         width = config.cost_width if config.cost_width is not None else st.width
-        weight = torch.tensor(st.weight, dtype=DTYPE) / width**2
-        self.start_means = torch.tensor(st.start_means or (st.init_mean,), dtype=DTYPE)
+        weight = torch.tensor(st.weight, dtype=GP_DTYPE) / width**2
+        self.start_means = torch.tensor(st.start_means or (st.init_mean,), dtype=GP_DTYPE)
         """``[K, S]``: the start means of the rollouts ``J`` averages over."""
         if config.init_std is None:
-            self.s0 = torch.tensor(st.init_cov, dtype=DTYPE)
+            self.s0 = torch.tensor(st.init_cov, dtype=GP_DTYPE)
         elif isinstance(config.init_std, tuple):  # the resolved task value gives S0 exactly
-            self.s0 = torch.diag(torch.tensor(config.init_std, dtype=DTYPE) ** 2)
+            self.s0 = torch.diag(torch.tensor(config.init_std, dtype=GP_DTYPE) ** 2)
         else:
-            self.s0 = config.init_std**2 * torch.eye(self.state_dim, dtype=DTYPE)
+            self.s0 = config.init_std**2 * torch.eye(self.state_dim, dtype=GP_DTYPE)
         self.horizon = st.horizon if config.horizon is None else config.horizon
         self.trial_steps = (
             self.horizon * config.action_repeat
@@ -266,7 +266,7 @@ class PILCO(Algorithm):
         """``[O] -> [A]``: the deterministic squashed policy at an observation."""
         state = self.states(np.asarray(obs, np.float64).reshape(1, -1))
         aug = self._augment_points(state)[0]
-        x = torch.as_tensor(aug[list(self.setup.policy_inputs)], dtype=DTYPE)
+        x = torch.as_tensor(aug[list(self.setup.policy_inputs)], dtype=GP_DTYPE)
         u = squash(self.policy(x), self.cfg.squash, self.act_mid, self.act_half)
         return u.numpy().astype(np.float32)
 

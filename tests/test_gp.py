@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from algorithms.models.gp import (
-    DTYPE,
+    GP_DTYPE,
     GPModel,
     gp_moments,
     gsat,
@@ -29,14 +29,14 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 def _random_gaussian(d: int, scale: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = _gen(seed)
-    m = torch.randn(d, generator=g, dtype=DTYPE)
-    a = scale * torch.randn(d, d, generator=g, dtype=DTYPE)
-    return m, a @ a.T + 1e-3 * torch.eye(d, dtype=DTYPE)
+    m = torch.randn(d, generator=g, dtype=GP_DTYPE)
+    a = scale * torch.randn(d, d, generator=g, dtype=GP_DTYPE)
+    return m, a @ a.T + 1e-3 * torch.eye(d, dtype=GP_DTYPE)
 
 
 def _samples(m: torch.Tensor, s: torch.Tensor, n: int = MC, seed: int = 1) -> torch.Tensor:
     chol = torch.linalg.cholesky(s)
-    return m + torch.randn(n, m.shape[0], generator=_gen(seed), dtype=DTYPE) @ chol.T
+    return m + torch.randn(n, m.shape[0], generator=_gen(seed), dtype=GP_DTYPE) @ chol.T
 
 
 def _mc_moments(
@@ -56,15 +56,15 @@ def _mc_moments(
 
 def _toy_gp(n: int = 40, d: int = 3, e: int = 2, seed: int = 0) -> GPModel:
     g = _gen(seed)
-    x = 1.5 * torch.randn(n, d, generator=g, dtype=DTYPE)
+    x = 1.5 * torch.randn(n, d, generator=g, dtype=GP_DTYPE)
     y = torch.stack([torch.sin(x[:, 0]) + 0.3 * x[:, 1], torch.cos(x[:, 1] * x[:, -1])], 1)[:, :e]
     gp = GPModel()
     gp.set_data(
         x,
         y,
-        log_ell=torch.log(torch.tensor([[1.0, 1.5, 2.0], [2.0, 0.8, 1.2]], dtype=DTYPE)[:e, :d]),
-        log_sf=torch.log(torch.tensor([1.0, 0.7], dtype=DTYPE)[:e]),
-        log_sn=torch.log(torch.tensor([0.05, 0.1], dtype=DTYPE)[:e]),
+        log_ell=torch.log(torch.tensor([[1.0, 1.5, 2.0], [2.0, 0.8, 1.2]], dtype=GP_DTYPE)[:e, :d]),
+        log_sf=torch.log(torch.tensor([1.0, 0.7], dtype=GP_DTYPE)[:e]),
+        log_sn=torch.log(torch.tensor([0.05, 0.1], dtype=GP_DTYPE)[:e]),
     )
     return gp
 
@@ -91,8 +91,8 @@ def test_gp_moment_matching_matches_monte_carlo(scale: float) -> None:
 
 def test_gp_moments_reduce_to_the_posterior_at_a_point() -> None:
     gp = _toy_gp()
-    m = torch.tensor([0.3, -0.2, 0.5], dtype=DTYPE)
-    mean, cov, _ = gp.moments(m, 1e-12 * torch.eye(3, dtype=DTYPE))
+    m = torch.tensor([0.3, -0.2, 0.5], dtype=GP_DTYPE)
+    mean, cov, _ = gp.moments(m, 1e-12 * torch.eye(3, dtype=GP_DTYPE))
     mu, var = gp.predict(m[None])
     torch.testing.assert_close(mean, mu[0], atol=1e-8, rtol=0)
     torch.testing.assert_close(cov, torch.diag(var[0]), atol=1e-7, rtol=0)
@@ -114,7 +114,7 @@ def test_gtrig_matches_monte_carlo() -> None:
 def test_gsin_and_gsat_match_monte_carlo() -> None:
     m, s = _random_gaussian(3, 0.7, seed=7)
     x = _samples(m, s)
-    e = torch.tensor([2.0, 0.5], dtype=DTYPE)
+    e = torch.tensor([2.0, 0.5], dtype=GP_DTYPE)
     for fn, ref in ((gsin, torch.sin), (gsat, sat_value)):
         mean, cov, v = fn(m, s, [0, 2], e)
         f = e * ref(x[:, [0, 2]])
@@ -126,8 +126,8 @@ def test_gsin_and_gsat_match_monte_carlo() -> None:
 
 def test_saturating_cost_matches_monte_carlo() -> None:
     m, s = _random_gaussian(3, 0.4, seed=9)
-    z = torch.tensor([0.2, -0.1, 0.4], dtype=DTYPE)
-    a = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.5]], dtype=DTYPE)
+    z = torch.tensor([0.2, -0.1, 0.4], dtype=GP_DTYPE)
+    a = torch.tensor([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.5]], dtype=GP_DTYPE)
     w = a.T @ a  # PSD and singular, like PILCO's cart-pole weight
     x = _samples(m, s)
     diff = x - z
@@ -140,9 +140,9 @@ def test_marginal_likelihood_recovers_a_known_lengthscale() -> None:
     rng = np.random.default_rng(0)
     n = 200
     x = rng.uniform(-3, 3, size=(n, 2))
-    true_ell = torch.log(torch.tensor([[0.5, 3.0]], dtype=DTYPE))
-    k = se_ard(torch.as_tensor(x), torch.as_tensor(x), true_ell, torch.zeros(1, dtype=DTYPE))[0]
-    k = k + 1e-2**2 * torch.eye(n, dtype=DTYPE)
+    true_ell = torch.log(torch.tensor([[0.5, 3.0]], dtype=GP_DTYPE))
+    k = se_ard(torch.as_tensor(x), torch.as_tensor(x), true_ell, torch.zeros(1, dtype=GP_DTYPE))[0]
+    k = k + 1e-2**2 * torch.eye(n, dtype=GP_DTYPE)
     y = torch.linalg.cholesky(k) @ torch.as_tensor(rng.standard_normal(n))
     gp = GPModel()
     fit = gp.fit(x, y.numpy()[:, None], iterations=200)
@@ -170,7 +170,7 @@ def test_fitc_with_all_points_inducing_is_the_full_gp() -> None:
     gp = _toy_gp()
     fitc = GPModel()
     fitc.set_data(gp.x, gp.y, gp.log_ell, gp.log_sf, gp.log_sn, inducing=gp.x)  # type: ignore[arg-type]
-    xs = torch.randn(50, 3, generator=_gen(4), dtype=DTYPE)
+    xs = torch.randn(50, 3, generator=_gen(4), dtype=GP_DTYPE)
     for a, b in zip(fitc.predict(xs), gp.predict(xs), strict=True):
         torch.testing.assert_close(a, b, atol=2e-4, rtol=0)
 
@@ -187,7 +187,10 @@ def test_fitc_approximates_the_full_gp_and_moment_matches_itself() -> None:
     xs = torch.as_tensor(rng.uniform(-1.5, 1.5, size=(200, 2)))
     err = (fitc.predict(xs)[0] - full.predict(xs)[0]).abs().max()
     assert float(err) < 0.05, err
-    m, s = torch.tensor([0.3, -0.4], dtype=DTYPE), torch.diag(torch.tensor([0.2, 0.3], dtype=DTYPE))
+    m, s = (
+        torch.tensor([0.3, -0.4], dtype=GP_DTYPE),
+        torch.diag(torch.tensor([0.2, 0.3], dtype=GP_DTYPE)),
+    )
     mean, cov, v = fitc.moments(m, s)
     samples = _samples(m, s, n=200_000)
     mu, var = fitc.predict(samples)
@@ -211,9 +214,9 @@ def test_moment_matching_gradients_pass_gradcheck() -> None:
     def chain(m: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, ...]:
         s = a @ a.T
         mt, st, vt = gtrig(m, s, [1])
-        mu, su, vu = gsat(mt, st, [0], torch.tensor([2.0], dtype=DTYPE))
-        z = torch.tensor([0.1, -0.3], dtype=DTYPE)
-        return mu, su, vt @ vu, loss_sat(m, s, z, torch.eye(2, dtype=DTYPE))
+        mu, su, vu = gsat(mt, st, [0], torch.tensor([2.0], dtype=GP_DTYPE))
+        z = torch.tensor([0.1, -0.3], dtype=GP_DTYPE)
+        return mu, su, vt @ vu, loss_sat(m, s, z, torch.eye(2, dtype=GP_DTYPE))
 
     args = (m0.clone().requires_grad_(), a0.clone().requires_grad_())
     beta = gp.beta.clone().requires_grad_()  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from algorithms.api import ConfigError, RunContext, Transition, apply_overrides
-from algorithms.models.gp import DTYPE, sat_value
+from algorithms.models.gp import GP_DTYPE, sat_value
 from algorithms.models.policies import RBFPolicy
 from algorithms.pilco import PILCO, PILCOConfig
 from benchmark.driver import TrialSpec, eval_curve, resolve, run_trial
@@ -76,16 +76,17 @@ def test_propagation_matches_monte_carlo_of_the_model() -> None:
     p = agent.policy
     assert isinstance(p, RBFPolicy)
     with torch.no_grad():  # a non-trivial, smooth policy: targets linear in the centres
-        w = torch.tensor([0.5, -0.3, 0.8, 1.0, 0.2], dtype=DTYPE)
+        w = torch.tensor([0.5, -0.3, 0.8, 1.0, 0.2], dtype=GP_DTYPE)
         p.targets.copy_(2.0 * (p.centres @ w)[None])
-    m = torch.tensor([0.1, -0.3, 0.4, 1.0], dtype=DTYPE)
-    s = torch.diag(torch.tensor([0.03, 0.05, 0.04, 0.05], dtype=DTYPE) ** 2)
+    m = torch.tensor([0.1, -0.3, 0.4, 1.0], dtype=GP_DTYPE)
+    s = torch.diag(torch.tensor([0.03, 0.05, 0.04, 0.05], dtype=GP_DTYPE) ** 2)
     with torch.no_grad():
         m1, s1 = agent.propagate(m, s)
         n = 100_000
         x = (
             m
-            + torch.randn(n, 4, generator=torch.Generator().manual_seed(2), dtype=DTYPE) @ s.sqrt()
+            + torch.randn(n, 4, generator=torch.Generator().manual_seed(2), dtype=GP_DTYPE)
+            @ s.sqrt()
         )
         aug = torch.cat([x, torch.sin(x[:, 2:3]), torch.cos(x[:, 2:3])], 1)
         pi = list(agent.setup.policy_inputs)

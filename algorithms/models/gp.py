@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 Tensor = torch.Tensor
-DTYPE = torch.float64
+GP_DTYPE = torch.float64
 
 #: pilco-matlab ``gp/train.m``: ``curb.snr = 1000; curb.ls = 100`` and ``hypCurb``'s power 30.
 SNR_CURB = 1000.0
@@ -201,9 +201,9 @@ class GPModel:
             if sparse == "sod":
                 x, y = x[idx], y[idx]
             else:
-                inducing = torch.as_tensor(np.asarray(x)[idx], dtype=DTYPE, device=self.device)
-        xt = torch.as_tensor(np.asarray(x), dtype=DTYPE, device=self.device)
-        yt = torch.as_tensor(np.asarray(y), dtype=DTYPE, device=self.device)
+                inducing = torch.as_tensor(np.asarray(x)[idx], dtype=GP_DTYPE, device=self.device)
+        xt = torch.as_tensor(np.asarray(x), dtype=GP_DTYPE, device=self.device)
+        yt = torch.as_tensor(np.asarray(y), dtype=GP_DTYPE, device=self.device)
         n, d = xt.shape
         e = yt.shape[1]
         x_std = xt.std(0).clamp_min(1e-6)
@@ -263,12 +263,12 @@ class GPModel:
     ) -> None:
         """Install data, hyperparameters and (FITC) inducing inputs directly (tests, checkpoints)
         and cache the posterior."""
-        self.x, self.y = x.to(DTYPE), y.to(DTYPE)
-        self.z = None if inducing is None else inducing.to(DTYPE)
+        self.x, self.y = x.to(GP_DTYPE), y.to(GP_DTYPE)
+        self.z = None if inducing is None else inducing.to(GP_DTYPE)
         self.log_ell, self.log_sf, self.log_sn = (
-            log_ell.to(DTYPE),
-            log_sf.to(DTYPE),
-            log_sn.to(DTYPE),
+            log_ell.to(GP_DTYPE),
+            log_sf.to(GP_DTYPE),
+            log_sn.to(GP_DTYPE),
         )
         self._cache()
 
@@ -290,12 +290,12 @@ class GPModel:
         if self.z is None:
             n = self.x.shape[0]
             k = se_ard(self.x, self.x, self.log_ell, self.log_sf)
-            chol = _cholesky(k + sn2[:, None, None] * torch.eye(n, dtype=DTYPE))
+            chol = _cholesky(k + sn2[:, None, None] * torch.eye(n, dtype=GP_DTYPE))
             self.iK = torch.cholesky_inverse(chol)
             self.beta = torch.cholesky_solve(self.y.T[:, :, None], chol)[..., 0]
             return
         m = self.z.shape[0]
-        eye = torch.eye(m, dtype=DTYPE)
+        eye = torch.eye(m, dtype=GP_DTYPE)
         kmm = se_ard(self.z, self.z, self.log_ell, self.log_sf) + 1e-6 * eye  # gp1d's ridge
         lm = _cholesky(kmm)
         v = torch.linalg.solve_triangular(
@@ -313,7 +313,7 @@ class GPModel:
         """``[N, D] -> (mean [N, E], latent variance [N, E])`` at deterministic inputs."""
         assert self.fitted and self.x is not None and self.iK is not None
         assert self.log_ell is not None and self.log_sf is not None and self.beta is not None
-        ks = se_ard(x.to(DTYPE), self.basis, self.log_ell, self.log_sf)  # [E, N, n]
+        ks = se_ard(x.to(GP_DTYPE), self.basis, self.log_ell, self.log_sf)  # [E, N, n]
         mean = torch.einsum("ein,en->ie", ks, self.beta)
         var = (2.0 * self.log_sf).exp()[None] - ((ks @ self.iK) * ks).sum(-1).T
         return mean, var.clamp_min(0.0)

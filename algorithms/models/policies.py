@@ -8,7 +8,7 @@ Each policy maps the policy inputs ``x [Dp]`` to an unsquashed action ``u~ [U]``
 (``__call__``) and, for ``x ~ N(m, s)``, gives the moments of ``u~`` in the ``(M, S, V)`` form of
 :mod:`algorithms.models.gp` (``V = s^-1 cov[x, u~]``) through :meth:`moment_fn`. The squash
 ``u = mid + half * sat(u~)`` then bounds the action (:func:`squash_moments`, :func:`squash`).
-Float64 torch (``algorithms.models.gp.DTYPE``).
+Float64 torch (``algorithms.models.gp.GP_DTYPE``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 
 from algorithms.models.gp import (
-    DTYPE,
+    GP_DTYPE,
     GPModel,
     augment,
     augment_points,
@@ -60,8 +60,8 @@ class RBFPolicy:
 
     def _beta(self) -> Tensor:
         u = self.targets.shape[0]
-        k = se_ard(self.centres, self.centres, self.log_ell, torch.zeros(u, dtype=DTYPE))
-        k = k + self.NOISE**2 * torch.eye(k.shape[-1], dtype=DTYPE)
+        k = se_ard(self.centres, self.centres, self.log_ell, torch.zeros(u, dtype=GP_DTYPE))
+        k = k + self.NOISE**2 * torch.eye(k.shape[-1], dtype=GP_DTYPE)
         chol = torch.linalg.cholesky(k)
         return torch.cholesky_solve(self.targets[:, :, None], chol)[..., 0]  # [U, N]
 
@@ -69,13 +69,13 @@ class RBFPolicy:
         """gp2 moments of ``u~`` for ``x ~ N(m, s)`` at the current parameters (``beta`` solved
         once per rollout)."""
         beta = self._beta()
-        zero = torch.zeros(self.targets.shape[0], dtype=DTYPE)
+        zero = torch.zeros(self.targets.shape[0], dtype=GP_DTYPE)
         return lambda m, s: gp_moments(self.centres, beta, self.log_ell, zero, m, s)
 
     def __call__(self, x: Tensor) -> Tensor:
         """``[Dp] -> [U]`` at a point."""
         u = self.targets.shape[0]
-        k = se_ard(x[None], self.centres, self.log_ell, torch.zeros(u, dtype=DTYPE))[:, 0]
+        k = se_ard(x[None], self.centres, self.log_ell, torch.zeros(u, dtype=GP_DTYPE))[:, 0]
         return (k * self._beta()).sum(-1)
 
 
@@ -122,23 +122,23 @@ def init_policy(
     augmented. Draws from ``generator`` only."""
     dp, u = len(cost.policy_inputs), act_dim
     if kind == "linear":
-        w = 1e-2 * torch.randn(u, dp, generator=generator, dtype=DTYPE)  # conlin init
-        return LinearPolicy(w, torch.zeros(u, dtype=DTYPE))
+        w = 1e-2 * torch.randn(u, dp, generator=generator, dtype=GP_DTYPE)  # conlin init
+        return LinearPolicy(w, torch.zeros(u, dtype=GP_DTYPE))
     pi, n = list(cost.policy_inputs), num_basis
     if one_start:
         m, s = augment(start_means[0], s0, cost.angle_dims)
         mp, sp = m[pi], s[pi][:, pi]
-        chol = torch.linalg.cholesky(sp + 1e-9 * torch.eye(dp, dtype=DTYPE))
-        z = torch.randn(n, dp, generator=generator, dtype=DTYPE)
+        chol = torch.linalg.cholesky(sp + 1e-9 * torch.eye(dp, dtype=GP_DTYPE))
+        z = torch.randn(n, dp, generator=generator, dtype=GP_DTYPE)
         centres = mp + z @ chol.T
     else:
         chol = torch.linalg.cholesky(s0)
-        z = torch.randn(n, s0.shape[0], generator=generator, dtype=DTYPE)
+        z = torch.randn(n, s0.shape[0], generator=generator, dtype=GP_DTYPE)
         x = start_means[torch.arange(n) % len(start_means)] + z @ chol.T
         aug = augment_points(x.numpy(), cost.angle_dims)[:, pi]
-        centres = torch.tensor(aug, dtype=DTYPE).contiguous()
-    targets = 0.1 * torch.randn(u, n, generator=generator, dtype=DTYPE)
-    log_ell = torch.log(torch.tensor(cost.policy_lengthscales, dtype=DTYPE)).expand(u, dp)
+        centres = torch.tensor(aug, dtype=GP_DTYPE).contiguous()
+    targets = 0.1 * torch.randn(u, n, generator=generator, dtype=GP_DTYPE)
+    log_ell = torch.log(torch.tensor(cost.policy_lengthscales, dtype=GP_DTYPE)).expand(u, dp)
     return RBFPolicy(centres, targets, log_ell.clone())
 
 
@@ -179,7 +179,7 @@ class MomentMatchedRollout:
         kind: Squash,
     ) -> None:
         self.gp, self.angle_dims, self.kind = gp, cost.angle_dims, kind
-        self.target = torch.tensor(cost.target, dtype=DTYPE)
+        self.target = torch.tensor(cost.target, dtype=GP_DTYPE)
         self.weight, self.s0, self.start_means = weight, s0, start_means
         self.act_mid, self.act_half = act_mid, act_half
         self.state_dim = len(cost.init_cov)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from algorithms.models.ensemble import ProbabilisticEnsemble
 
 Tensor = torch.Tensor
-DTYPE = torch.float64
+SOLVER_DTYPE = torch.float64
 """The solver's dtype (states, costs, derivatives)."""
 RewardFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 

@@ -55,7 +55,7 @@ import torch
 
 from algorithms.api import NonNegativeFloat, NonNegativeInt, PositiveFloat, Range
 from algorithms.planners.boxqp import box_qp
-from algorithms.planners.derivatives import DTYPE, Derivatives, Problem
+from algorithms.planners.derivatives import SOLVER_DTYPE, Derivatives, Problem
 
 Tensor = torch.Tensor
 
@@ -189,7 +189,7 @@ def backward_pass(
     n = d.fx.shape[-1]
     state_reg = options.regularization == "state"
     box = options.control_limits == "boxqp"
-    eye_m = torch.eye(m, dtype=DTYPE)
+    eye_m = torch.eye(m, dtype=SOLVER_DTYPE)
     k = us.new_zeros(h, m)
     gains = us.new_zeros(h, m, n)
     vx, vxx = d.cx[h], d.cxx[h]
@@ -256,15 +256,15 @@ def ilqg(
     opt = options or ILQGOptions()
     mu = opt.mu_init if mu is None else float(mu)
     dmu = opt.dmu_init if dmu is None else float(dmu)
-    low = torch.as_tensor(low, dtype=DTYPE).reshape(-1)
-    high = torch.as_tensor(high, dtype=DTYPE).reshape(-1)
-    x0 = torch.as_tensor(x0, dtype=DTYPE).reshape(-1)
-    us = torch.minimum(torch.maximum(u_init.to(DTYPE), low), high)
+    low = torch.as_tensor(low, dtype=SOLVER_DTYPE).reshape(-1)
+    high = torch.as_tensor(high, dtype=SOLVER_DTYPE).reshape(-1)
+    x0 = torch.as_tensor(x0, dtype=SOLVER_DTYPE).reshape(-1)
+    us = torch.minimum(torch.maximum(u_init.to(SOLVER_DTYPE), low), high)
     h, m = us.shape
     xs_b, us_b, c_b = forward_pass(problem, x0, us, low, high)
     xs, us, cost = xs_b[0], us_b[0], float(c_b[0].sum())
     history = [cost]
-    alphas = torch.as_tensor(opt.alphas, dtype=DTYPE)
+    alphas = torch.as_tensor(opt.alphas, dtype=SOLVER_DTYPE)
     k = us.new_zeros(h, m)
     gains = us.new_zeros(h, m, problem.state_dim)
     derivs: Derivatives | None = None
@@ -320,7 +320,7 @@ def ilqg(
                 accepted = (xs_new[best], us_new[best], float(totals[best]), dcost)
         else:
             for alpha in opt.alphas:
-                a = torch.tensor([alpha], dtype=DTYPE)
+                a = torch.tensor([alpha], dtype=SOLVER_DTYPE)
                 xs_new, us_new, c_new = forward_pass(
                     problem, x0, us, low, high, xs_ref=xs, k=k, gains=gains, alphas=a
                 )

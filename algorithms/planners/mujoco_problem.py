@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.func import jacrev, vmap
 
-from algorithms.planners.derivatives import DTYPE, Derivatives, chain_cost
+from algorithms.planners.derivatives import SOLVER_DTYPE, Derivatives, chain_cost
 from envs.simulate import SimulatorLayout
 from envs.spec import TaskSpec
 
@@ -178,7 +178,7 @@ class MujocoProblem:
 
     def cost(self, xs: Tensor, us: Tensor) -> Tensor:
         assert self.task.reward_fn is not None
-        obs = torch.from_numpy(self.observe(xs.detach().numpy())).to(DTYPE)
+        obs = torch.from_numpy(self.observe(xs.detach().numpy())).to(SOLVER_DTYPE)
         c = -self.task.reward_fn(obs[..., :-1, :], us, obs[..., 1:, :])
         return torch.cat([c, c.new_zeros((*c.shape[:-1], 1))], -1)
 
@@ -289,7 +289,7 @@ class MujocoProblem:
             np.broadcast_to(points * self.cost_eps, (t_len, p, n)),
         )
         stage = np.broadcast_to(xs[:, None, sp:], (t_len, p, self.stage_dim))
-        obs = torch.from_numpy(self.observe(np.concatenate([phys, stage], -1))).to(DTYPE)
+        obs = torch.from_numpy(self.observe(np.concatenate([phys, stage], -1))).to(SOLVER_DTYPE)
         jac = torch.einsum("tpo,np->ton", obs, torch.from_numpy(g_mat)) / self.cost_eps
         hess = torch.einsum("tpo,qp->toq", obs, torch.from_numpy(h_mat)) / self.cost_eps**2
         return obs[:, 0], jac, hess.reshape(t_len, -1, n, n)
@@ -314,7 +314,7 @@ class MujocoProblem:
         r_hess, r_grad = self._reward_quad(v)
         m_mat = v.new_zeros(h, 2 * o_dim + nu, 2 * n + nu)
         m_mat[:, :o_dim, :n] = jac[:-1]
-        m_mat[:, o_dim : o_dim + nu, n : n + nu] = torch.eye(nu, dtype=DTYPE)
+        m_mat[:, o_dim : o_dim + nu, n : n + nu] = torch.eye(nu, dtype=SOLVER_DTYPE)
         m_mat[:, o_dim + nu :, n + nu :] = jac[1:]
         grad = (m_mat.transpose(1, 2) @ r_grad.unsqueeze(-1)).squeeze(-1)
         hess = m_mat.transpose(1, 2) @ r_hess @ m_mat
