@@ -56,6 +56,9 @@ __all__ = [
     "UnitInterval",
     "apply_overrides",
     "check_config",
+    "config_paths",
+    "config_value",
+    "flatten_overrides",
     "float_literal",
 ]
 
@@ -125,8 +128,15 @@ class AlgoConfig:
     """Base of every algorithm's frozen config dataclass.
 
     Subclasses document each field with a docstring naming the source of its default
-    (paper, table or official code). Overrides go through :func:`apply_overrides`.
+    (paper, table or official code). Overrides go through :func:`apply_overrides`. A field may be
+    a nested config dataclass (``sac: SACLearnerConfig``, ``model: LearnedModelConfig``); its
+    fields are set by dotted path (``sac.lr``, ``model.hidden``).
     """
+
+    renamed: ClassVar[Mapping[str, str]] = {}
+    """Former keys -> the dotted path that replaced them. There are no aliases: an override with
+    a former key fails with one line naming its new path. A key that is still a field (e.g.
+    ``model``, now a nested config) maps to where its former meaning went."""
 
 
 class Transition(NamedTuple):
@@ -293,7 +303,7 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
         if isinstance(value, bool) and str(value).lower() in allowed:
-            # YAML and ``SET=algo.model=true`` read a bare true/false as a bool
+            # YAML and ``SET=algo.key=true`` read a bare true/false as a bool
             return True, str(value).lower()
         return value in allowed, value
     if tp is type(None):
@@ -324,11 +334,6 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
                 return False, value
             out.append(cv)
         return True, tuple(out)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-        try:  # a nested config given as a mapping: override its fields, checked the same way
-            return True, apply_overrides(tp(), value)
-        except ConfigError:
-            return False, value
     if isinstance(tp, type):
         return isinstance(value, tp), value
     return True, value
@@ -380,48 +385,126 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def _check_field(cls: type, key: str, value: Any, tp: Any, at: str) -> Any:
-    """``value`` coerced to the field's type; ConfigError when its type or range is wrong."""
+def _check_field(owner: str, key: str, value: Any, tp: Any, at: str) -> Any:
+    """``value`` coerced to the field's type; ConfigError when its type or range is wrong.
+    ``owner`` is the top-level config's name, ``key`` the field's full dotted path."""
     ok, coerced = _type_ok(value, tp)
     if not ok:
         raise ConfigError(
-            f"hyperparameter {key!r} of {cls.__qualname__}{at} must be {_type_name(tp)}, "
+            f"hyperparameter {key!r} of {owner}{at} must be {_type_name(tp)}, "
             f"got {value!r} ({type(value).__name__})"
         )
     why = _range_error(coerced, tp)
     if why:
-        raise ConfigError(
-            f"hyperparameter {key!r} of {cls.__qualname__}{at} must {why}, got {coerced!r}"
-        )
+        raise ConfigError(f"hyperparameter {key!r} of {owner}{at} must {why}, got {coerced!r}")
     return coerced
+
+
+def flatten_overrides(overrides: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """One spelling for nested overrides: ``{"model": {"hidden": 400}, "sac.lr": 1e-3}`` ->
+    ``{"model.hidden": 400, "sac.lr": 0.001}`` (nested mappings become dotted keys; a later key
+    wins over an earlier one for the same path, so merged layers are plain ``dict`` updates)."""
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_overrides(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def config_paths(config: Any, prefix: str = "") -> list[str]:
+    """Every settable dotted path of a config dataclass (nested configs expanded)."""
+    out: list[str] = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out += config_paths(value, f"{prefix}{f.name}.")
+        else:
+            out.append(prefix + f.name)
+    return out
+
+
+def config_value(config: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (``"model.hidden"``) of a config dataclass."""
+    for name in path.split("."):
+        config = getattr(config, name)
+    return config
+
+
+def _unknown(top: Any, path: str, level: Any, prefix: str, at: str) -> ConfigError:
+    """The error for an unknown dotted ``path``: its new name when it is a former key, else the
+    nearest valid path and the valid keys at the level where it failed."""
+    import difflib
+
+    owner = type(top).__qualname__
+    new = getattr(type(top), "renamed", {}).get(path)
+    if new is not None:
+        return ConfigError(
+            f"hyperparameter {path!r} of {owner}{at} is now {new!r}: write {new}=... instead"
+        )
+    close = difflib.get_close_matches(path, config_paths(top), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    keys = ", ".join(sorted(prefix + f.name for f in dataclasses.fields(level)))
+    return ConfigError(f"unknown hyperparameter {path!r} for {owner}{at}.{hint} Valid keys: {keys}")
+
+
+def _apply(top: Any, config: Any, flat: Mapping[str, Any], prefix: str, at: str) -> Any:
+    """:func:`apply_overrides` at one nesting level (``prefix``: the dotted path to it)."""
+    owner = type(top).__qualname__
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    names = {f.name for f in dataclasses.fields(config)}
+    clean: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        head, dot, rest = key.partition(".")
+        path = prefix + key
+        if head not in names:
+            raise _unknown(top, path, config, prefix, at)
+        if dataclasses.is_dataclass(getattr(config, head)):
+            if not dot:
+                former = getattr(type(top), "renamed", {}).get(prefix + head)
+                note = f"; the former {path!r} switch is now {former!r}" if former else ""
+                first = dataclasses.fields(getattr(config, head))[0].name
+                raise ConfigError(
+                    f"hyperparameter {path!r} of {owner}{at} is a nested config, not a value: "
+                    f"set its fields as '{path}.KEY' (e.g. {path}.{first}=...){note}"
+                )
+            nested.setdefault(head, {})[rest] = value
+        elif dot:
+            raise _unknown(top, path, config, prefix, at)
+        else:
+            clean[head] = _check_field(owner, path, value, hints[head], at)
+    for head, sub in nested.items():
+        clean[head] = _apply(top, getattr(config, head), sub, f"{prefix}{head}.", at)
+    try:
+        return dataclasses.replace(config, **clean)
+    except ValueError as e:  # a config's own consistency check (an ensemble's elites <= members)
+        raise ConfigError(f"{owner}{at}: {prefix}{e}; fix the overrides") from None
 
 
 def apply_overrides(config: AlgoConfig, overrides: Mapping[str, Any], *, where: str = "") -> Any:
     """``dataclasses.replace`` with checks: unknown keys, ill-typed values and values outside the
-    field's declared :class:`Range` raise ConfigError (one line naming the key and the fix)."""
-    cls = type(config)
-    hints = typing.get_type_hints(cls, include_extras=True)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    field's declared :class:`Range` raise ConfigError (one line naming the key and the fix).
+
+    Keys are dotted paths into nested configs (``{"sac.lr": 1e-3, "model.hidden": 400}``) or
+    nested mappings (``{"model": {"hidden": 400}}``), applied to the config's current nested
+    values (a plugin's own nested defaults are kept). A former key (:attr:`AlgoConfig.renamed`)
+    fails with its new path."""
     at = f" ({where})" if where else ""
-    clean: dict[str, Any] = {}
-    for key, value in overrides.items():
-        if key not in fields:
-            import difflib
-
-            close = difflib.get_close_matches(key, fields, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"unknown hyperparameter {key!r} for {cls.__qualname__}{at}.{hint} "
-                f"Valid keys: {', '.join(sorted(fields))}"
-            )
-        clean[key] = _check_field(cls, key, value, hints[key], at)
-    return dataclasses.replace(config, **clean)
+    return _apply(config, config, flatten_overrides(overrides), "", at)
 
 
-def check_config(config: Any, *, where: str = "") -> None:
-    """Check every field of a (resolved) config dataclass against its type and declared range."""
-    cls = type(config)
-    hints = typing.get_type_hints(cls, include_extras=True)
+def check_config(config: Any, *, where: str = "", _top: Any = None, _prefix: str = "") -> None:
+    """Check every field of a (resolved) config dataclass, nested configs included, against its
+    type and declared range."""
+    top = config if _top is None else _top
+    hints = typing.get_type_hints(type(config), include_extras=True)
     at = f" ({where})" if where else ""
-    for f in dataclasses.fields(cls):
-        _check_field(cls, f.name, getattr(config, f.name), hints[f.name], at)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            check_config(value, where=where, _top=top, _prefix=f"{_prefix}{f.name}.")
+        else:
+            _check_field(type(top).__qualname__, _prefix + f.name, value, hints[f.name], at)

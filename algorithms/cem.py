@@ -3,7 +3,7 @@
 The optimizer is PETS's CEM (:class:`algorithms.planners.optimizers.CEM`: truncated Gaussian kept
 inside the action box, elites' mean and variance blended with momentum, the final mean executed).
 The model is the probabilistic ensemble with PETS's propagation (TS-inf, 20 particles) trained
-the MBPO way (:class:`algorithms.agents.mpc.MPCConfig`), or the true model (``model="true"``: torch
+the MBPO way (:class:`algorithms.agents.mpc.MPCConfig`), or the true model (``oracle=True``: torch
 dynamics or the MuJoCo simulator). ``pets`` is this plugin with PETS's own model recipe.
 """
 

@@ -1,11 +1,11 @@
 """``dyna``: Dyna-style model-based data generation (Sutton 1990) in MBPO's machinery.
 
 Everything is :mod:`algorithms.mbpo` (ensemble, SAC on a mix of real and model data, refits every
-``model_train_freq`` steps) except the rollouts: classic Dyna simulates *whole episodes* from the
+``model.train_every`` steps) except the rollouts: classic Dyna simulates *whole episodes* from the
 initial-state distribution (here the empirical one: the first observation of every real training
 episode), ``rollout_horizon`` steps long (default: the task's episode length), instead of MBPO's
 short rollouts branched from every real state. Each refit generates the same number of model
-transitions as MBPO does at ``k = 1`` (``rollouts_per_step * model_train_freq``), spread over
+transitions as MBPO does at ``k = 1`` (``rollouts_per_step * model.train_every``), spread over
 ``ceil(that / rollout_horizon)`` rollouts, into a model buffer of the same size.
 
 This is the contrast the MBPO post draws: with long rollouts the policy trains on states the model

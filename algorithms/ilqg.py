@@ -13,13 +13,13 @@ episodes are already evaluation-quality (``eval_episodes=0`` suits true-model ru
 Models and derivatives (:mod:`algorithms.planners.derivatives`, and
 :mod:`algorithms.planners.mujoco_problem` for the simulator):
 
-- ``model="true"`` on a task with torch ``dynamics``: autograd (``torch.func``) of the dynamics
+- ``oracle=True`` (the default) on a task with torch ``dynamics``: autograd (``torch.func``) of the dynamics
   and reward, the whole horizon in one call;
-- ``model="true"`` on a MuJoCo task with ``Capability.SIMULATOR`` (no torch dynamics): the
+- ``oracle=True`` on a MuJoCo task with ``Capability.SIMULATOR`` (no torch dynamics): the
   simulator itself from ``info["sim_state"]``; dynamics derivatives by ``mjd_transitionFD``, or
   on RK4 models (which ``mjd_transitionFD`` refuses) by batched central differences of the env
   step; the cost quadratized by finite differences of the task's observation map;
-- ``model="learned"``: a PETS/MBPO probabilistic ensemble fitted on the real transitions (one
+- ``oracle=False``: a PETS/MBPO probabilistic ensemble (the nested ``model`` config) fitted on the real transitions (one
   episode of uniform random actions, then a refit after every training episode, as ``pets``),
   planned on through its elites' mean prediction and differentiated by autograd: on Pendulum it
   often plans as well as the true model after one episode, not reliably (measured returns, seeds
@@ -56,7 +56,7 @@ from algorithms.api import (
     Range,
     RunContext,
 )
-from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
+from algorithms.models.learned import LearnedModel, LearnedModelHooks, PlannerConfig
 from algorithms.planners.derivatives import SOLVER_DTYPE, AutogradProblem, EnsembleProblem, Problem
 from algorithms.planners.ilqg import ILQGOptions, ILQGResult, ilqg
 from algorithms.planners.mujoco_problem import MujocoProblem
@@ -64,7 +64,7 @@ from envs.spec import TaskSpec
 
 
 @dataclass(frozen=True)
-class ILQGConfig(LearnedModelConfig):
+class ILQGConfig(PlannerConfig):
     """Receding-horizon iLQG. Solver constants: Tassa's ``iLQG.m``/``boxQP.m`` (MathWorks File
     Exchange 52069, the code of Tassa et al. 2014) and Tassa et al. 2012. ``horizon``,
     ``iterations`` and the cold-start settings are this benchmark's, measured on Pendulum, the
@@ -72,9 +72,10 @@ class ILQGConfig(LearnedModelConfig):
     as the controller's period allows; a step-synchronous benchmark fixes the iterations per env
     step instead). Model settings: MBPO/PETS, as :mod:`algorithms.agents.mpc`."""
 
-    model: Literal["true", "learned"] = "true"
-    """``"true"``: the task's torch ``dynamics`` (autograd), else its MuJoCo simulator
-    (finite differences); ``"learned"``: the ensemble fitted on the real data (its mean)."""
+    oracle: bool = True
+    """Plan with the true model: the task's torch ``dynamics`` (autograd), else its MuJoCo
+    simulator (finite differences); ``False``: the ensemble fitted on the real data (its mean,
+    settings in ``model``)."""
     horizon: PositiveInt = 30
     """Planning horizon H in env steps (1.5 s at the 0.05 s step of all three tasks). Not from the
     papers. Measured: 20 does as well on Pendulum and 40 on the cart-pole; InvertedDoublePendulum
@@ -185,7 +186,7 @@ class _Slot:
     dmu: float | None = None
 
 
-class ILQG(DataLoopHooks, Algorithm):
+class ILQG(LearnedModelHooks, Algorithm):
     """Receding-horizon iLQG on the true model (autograd or simulator) or a learned ensemble."""
 
     name = "ilqg"
@@ -201,12 +202,10 @@ class ILQG(DataLoopHooks, Algorithm):
                 "Pick a task with a Box action space (see `make list`)."
             )
         super().check_task(task, config)
-        if config.model == "true" and not (
-            task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)
-        ):
+        if config.oracle and not (task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)):
             raise ConfigError(
-                f"ilqg with model='true' needs the task's torch dynamics or its MuJoCo simulator; "
-                f"task {task.name!r} has neither. Use model='learned' or a task with 'dynamics' "
+                f"ilqg with oracle=true needs the task's torch dynamics or its MuJoCo simulator; "
+                f"task {task.name!r} has neither. Use oracle=false or a task with 'dynamics' "
                 "or 'simulator' (see `make list`)."
             )
         sizes = (
@@ -231,11 +230,6 @@ class ILQG(DataLoopHooks, Algorithm):
             )
         if config.mu_factor <= 1.0:
             raise ConfigError(f"ilqg needs mu_factor > 1, got {config.mu_factor}")
-        if config.model == "learned":
-            try:
-                config.ensemble_config()
-            except ValueError as err:
-                raise ConfigError(f"ilqg's learned model: {err}") from err
 
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
@@ -245,13 +239,13 @@ class ILQG(DataLoopHooks, Algorithm):
         self.cfg = config
         self.low = torch.as_tensor(task.act_low, dtype=SOLVER_DTYPE)
         self.high = torch.as_tensor(task.act_high, dtype=SOLVER_DTYPE)
-        self.data: ModelDataLoop | None = None
-        """The learned model's data loop (``model="learned"`` only)."""
+        self.data: LearnedModel | None = None
+        """The learned model: ensemble, replay, probe, refit schedule (``None`` with ``oracle``)."""
         self.simulator: MujocoProblem | None = None
         self.problem: Problem
-        if config.model == "learned":
+        if not config.oracle:
             # the planner differentiates through the model: float32 weights on the CPU
-            self.data = config.data_loop(task, ctx, device="cpu")
+            self.data = config.learned_model(task, ctx, device="cpu")
             self.problem = EnsembleProblem(
                 self.data.model, task.reward_fn, cost_hessian=config.cost_hessian
             )
@@ -284,9 +278,7 @@ class ILQG(DataLoopHooks, Algorithm):
     def _initial_state(self, obs: np.ndarray, info: Mapping[str, Any] | None) -> torch.Tensor:
         if self.simulator is not None:
             if info is None or "sim_state" not in info:
-                raise RuntimeError(
-                    "ilqg with model='true' on a MuJoCo task needs info['sim_state']"
-                )
+                raise RuntimeError("ilqg with oracle=true on a MuJoCo task needs info['sim_state']")
             return self.simulator.initial_state(np.asarray(info["sim_state"]))
         return torch.as_tensor(np.asarray(obs, np.float64), dtype=SOLVER_DTYPE).reshape(-1)
 
@@ -349,7 +341,7 @@ class ILQG(DataLoopHooks, Algorithm):
 
     def eval_metrics(self) -> Mapping[str, float]:
         """iLQG's statistics since the previous evaluation (a learned model's refits are logged
-        by ``on_episode_end``, :class:`~algorithms.models.data_loop.ModelDataLoop`)."""
+        by ``on_episode_end``, :class:`~algorithms.models.learned.LearnedModel`)."""
         out: dict[str, float] = {}
         out.update({k: total / count for k, (total, count) in self._plan_sums.items()})
         self._plan_sums = {}

@@ -8,14 +8,15 @@ a per-task schedule) and starts them everywhere in the real replay buffer.
 The loop, as in the official code (jannerm/mbpo ``mbpo/algorithms/mbpo.py``):
 
 1. ``initial_random_steps`` uniform random env steps;
-2. every ``model_train_freq`` env steps: refit the ensemble on all real data (holdout early
-   stopping), set ``k`` from ``rollout_schedule`` and the epoch (``epoch_length`` env steps after the
-   random phase), and roll ``rollouts_per_step * model_train_freq`` start states sampled from the
-   real buffer ``k`` steps forward under the current stochastic policy (one batched ensemble call
-   per step, a random elite per row, the task's termination function ending rollouts) into the
-   model buffer, which keeps ``model_retain_epochs`` epochs of rollouts;
-3. every env step: ``updates_per_step`` SAC updates on batches of ``batch_size`` with a fraction
-   ``real_ratio`` of real transitions and the rest from the model buffer.
+2. every ``model.train_every`` env steps (the code's ``model_train_freq``): refit the ensemble
+   on all real data (holdout early stopping), set ``k`` from ``rollout_schedule`` and the epoch
+   (``epoch_length`` env steps after the random phase), and roll ``rollouts_per_step *
+   model.train_every`` start states sampled from the real buffer ``k`` steps forward under the
+   current stochastic policy (one batched ensemble call per step, a random elite per row, the
+   task's termination function ending rollouts) into the model buffer, which keeps
+   ``model_retain_epochs`` epochs of rollouts;
+3. every env step: ``updates_per_step`` SAC updates on batches of ``sac.batch_size`` with a
+   fraction ``real_ratio`` of real transitions and the rest from the model buffer.
 
 Before each refit the current model is scored on the real transitions it has not seen yet
 (``model_err_h{k}``, :mod:`algorithms.models.diagnostics`): the compounding-error curve of the run.
@@ -32,40 +33,48 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from algorithms.agents.model_based_sac import ModelBasedSAC, ModelBasedSACConfig
-from algorithms.api import AlgoConfig, NonNegativeInt, PositiveInt, RunContext, UnitInterval
-from algorithms.models.ensemble import EnsembleStep, default_weight_decays
+from algorithms.api import (
+    AlgoConfig,
+    NonNegativeInt,
+    PositiveInt,
+    RunContext,
+    UnitInterval,
+    apply_overrides,
+    config_value,
+)
+from algorithms.models.ensemble import EnsembleStep
 from algorithms.planners.rollout import imagine_steps
 from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
 
-#: Per-task values of the official configs (jannerm/mbpo ``examples/config/<task>/0.py``), used
-#: where the config leaves the field ``None``.
+#: Per-task values of the official configs (jannerm/mbpo ``examples/config/<task>/0.py``), by
+#: dotted config path, used where the config leaves the field ``None``.
 MBPO_TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     "inverted_pendulum": {
         "updates_per_step": 10,
         "epoch_length": 250,
         "rollout_schedule": (1, 15, 1, 1),
-        "target_entropy": -0.05,
+        "sac.target_entropy": -0.05,
     },
-    "hopper": {"rollout_schedule": (20, 150, 1, 15), "target_entropy": -1.0},
-    "walker2d": {"rollout_schedule": (20, 150, 1, 1), "target_entropy": -3.0},
+    "hopper": {"rollout_schedule": (20, 150, 1, 15), "sac.target_entropy": -1.0},
+    "walker2d": {"rollout_schedule": (20, 150, 1, 1), "sac.target_entropy": -3.0},
     "halfcheetah": {
         "updates_per_step": 40,
         "rollout_schedule": (20, 150, 1, 1),
-        "target_entropy": -3.0,
+        "sac.target_entropy": -3.0,
     },
-    "ant": {"rollout_schedule": (20, 100, 1, 25), "target_entropy": -4.0},
+    "ant": {"rollout_schedule": (20, 100, 1, 25), "sac.target_entropy": -4.0},
     "humanoid": {
         "rollout_schedule": (20, 300, 1, 20),
-        "target_entropy": -2.0,
-        "model_hidden": 400,
-        "model_train_freq": 1000,
+        "sac.target_entropy": -2.0,
+        "model.hidden": 400,
+        "model.train_every": 1000,
         "model_retain_epochs": 5,
     },
 }
@@ -76,8 +85,8 @@ GENERIC_DEFAULTS: dict[str, Any] = {
     "updates_per_step": 20,
     "epoch_length": 1000,
     "rollout_schedule": (20, 100, 1, 1),
-    "model_hidden": 200,
-    "model_train_freq": 250,
+    "model.hidden": 200,
+    "model.train_every": 250,
     "model_retain_epochs": 1,
 }
 
@@ -85,15 +94,18 @@ GENERIC_DEFAULTS: dict[str, Any] = {
 @dataclass(frozen=True)
 class MBPOConfig(ModelBasedSACConfig):
     """MBPO hyperparameters: the model-based SAC fields
-    (:class:`~algorithms.agents.model_based_sac.ModelBasedSACConfig`, MBPO's defaults) and the
-    model rollouts. "Code" is jannerm/mbpo (``examples/config/<task>/0.py``,
+    (:class:`~algorithms.agents.model_based_sac.ModelBasedSACConfig`, MBPO's defaults: ``sac``,
+    ``model``) and the model rollouts. "Code" is jannerm/mbpo (``examples/config/<task>/0.py``,
     ``examples/development/base.py``, ``mbpo/models/constructor.py``, ``mbpo/models/bnn.py``);
     "paper" is Janner et al. 2019, Appendix C. ``None`` fields take the code's per-task value
-    (:data:`MBPO_TASK_DEFAULTS`)."""
+    (:data:`MBPO_TASK_DEFAULTS`), ``sac.target_entropy`` included (InvertedPendulum -0.05,
+    Hopper -1, Walker2d and HalfCheetah -3, Ant -4, Humanoid -2; ``-|A|`` elsewhere)."""
 
-    target_entropy: float | None = None
-    """Temperature target. ``None``: the code's per-task value (InvertedPendulum -0.05, Hopper -1,
-    Walker2d and HalfCheetah -3, Ant -4, Humanoid -2), else ``-|A|``."""
+    renamed: ClassVar[Mapping[str, str]] = {
+        **ModelBasedSACConfig.renamed,
+        "rollout_deterministic": "sample",  # inverted: sample=false rolls out the mean
+    }
+
     real_ratio: UnitInterval = 0.05
     """Fraction of each SAC batch drawn from real data (code ``real_ratio: 0.05``)."""
 
@@ -103,7 +115,7 @@ class MBPOConfig(ModelBasedSACConfig):
     ``epoch_length``: 1000; InvertedPendulum 250)."""
     rollouts_per_step: PositiveInt = 400
     """Model rollouts per env step, generated in one batch of ``rollouts_per_step *
-    model_train_freq`` at each refit (code ``rollout_batch_size: 100e3`` per 250 steps)."""
+    model.train_every`` at each refit (code ``rollout_batch_size: 100e3`` per 250 steps)."""
     rollout_schedule: tuple[NonNegativeInt, NonNegativeInt, PositiveInt, PositiveInt] | None = None
     """``[start_epoch, end_epoch, start_len, end_len]``: ``k`` grows linearly between the epochs
     (code ``rollout_schedule``; Hopper ``[20, 150, 1, 15]``, Walker2d and HalfCheetah
@@ -112,8 +124,9 @@ class MBPOConfig(ModelBasedSACConfig):
     model_retain_epochs: PositiveInt | None = None
     """Epochs of model rollouts the model buffer keeps (code ``model_retain_epochs``: 1;
     Humanoid 5)."""
-    rollout_deterministic: bool = False
-    """Use the model's mean instead of sampling the Gaussian (code ``deterministic: False``)."""
+    sample: bool = True
+    """Sample the model's Gaussian next state in rollouts (code ``deterministic: False``);
+    ``False``: its mean. The MPC planners' ``sample``, same meaning."""
 
     def for_task(self, task: TaskSpec) -> MBPOConfig:
         """This config with every ``None`` field filled in for ``task``: the code's per-task
@@ -121,12 +134,13 @@ class MBPOConfig(ModelBasedSACConfig):
         default weight decays."""
         table = {
             **GENERIC_DEFAULTS,
-            "target_entropy": -float(task.act_dim),
-            "model_weight_decays": default_weight_decays(self.model_layers),
+            "sac.target_entropy": -float(task.act_dim),
             **MBPO_TASK_DEFAULTS.get(task.name, {}),
         }
-        fill = {k: v for k, v in table.items() if getattr(self, k) is None}
-        return dataclasses.replace(self, **fill)
+        cfg = apply_overrides(
+            self, {k: v for k, v in table.items() if config_value(self, k) is None}
+        )
+        return dataclasses.replace(cfg, model=cfg.model.for_task(task))
 
 
 class MBPOAgent(ModelBasedSAC):
@@ -214,14 +228,12 @@ class MBPOAgent(ModelBasedSAC):
         step, a random elite per row, rollouts ending at the task's termination), streamed into
         the model buffer."""
         cfg, task = self.cfg, self.task
-        assert cfg.model_train_freq is not None
+        assert cfg.model.train_every is not None
         self.k = k = self.rollout_length()
         buf = self._resize_model_buffer(self.model_buffer_capacity(self.base_length(k)))
-        n = cfg.rollouts_per_step * cfg.model_train_freq
+        n = cfg.rollouts_per_step * cfg.model.train_every
         obs = self.rollout_starts(self.num_rollouts(n, k))
-        step_fn = EnsembleStep(
-            self.model, "ts1", sample=not cfg.rollout_deterministic, generator=self.ctx.torch_gen
-        )
+        step_fn = EnsembleStep(self.model, "ts1", sample=cfg.sample, generator=self.ctx.torch_gen)
         added = 0
         for step in imagine_steps(
             step_fn,
@@ -241,7 +253,7 @@ class MBPOAgent(ModelBasedSAC):
 
     def sample_batches(self, g: int) -> Batch:
         """``G`` minibatches at once, ``[G, B, ...]``: ``real_ratio`` real, the rest model data."""
-        bs, model = self.cfg.batch_size, self.model_buffer
+        bs, model = self.cfg.sac.batch_size, self.model_buffer
         n_real = int(bs * self.cfg.real_ratio) if model is not None and len(model) else bs
         parts = [self.buffer.sample(g * n_real)]
         if n_real < bs:

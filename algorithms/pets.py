@@ -15,17 +15,36 @@ driver logs each trial's own return as ``train_return`` (the policy has no separ
 and the suite's curves show that current return, not the running best.
 
 Planning cost per env step: ``population x particles`` rows through one network per horizon step,
-``horizon x iterations`` times (400 x 20 x 25 x 5 = 1M rows); ``model_bf16`` runs them on the
+``horizon x iterations`` times (400 x 20 x 25 x 5 = 1M rows); ``model.bf16`` runs them on the
 CPU's or GPU's bf16 units (see ``benchmark/perf/planning.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from algorithms.api import NonNegativeInt, PositiveInt, Range
 from algorithms.cem import CEMAgent, CEMConfig
+from algorithms.models.learned import LearnedModelConfig
+
+
+@dataclass(frozen=True)
+class PETSModelConfig(LearnedModelConfig):
+    """PETS's model training (kchua/handful-of-trials ``dmbrl/modeling/models/BNN.py``,
+    ``dmbrl/config/cartpole.py`` ``NN_TRAIN_CFG``); the other fields as
+    :class:`~algorithms.models.learned.LearnedModelConfig`."""
+
+    members: PositiveInt = 5
+    """Probabilistic networks. PETS ``num_nets=5``."""
+    elites: PositiveInt = 5
+    """All 5 networks predict (PETS has no elite selection)."""
+    batch_size: PositiveInt = 32
+    """Minibatch per network. PETS ``BNN.train(batch_size=32)``."""
+    max_epochs: NonNegativeInt = 5
+    """Epochs per refit. PETS ``NN_TRAIN_CFG = {"epochs": 5}``."""
+    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.0
+    """No holdout: PETS ``BNN.train(holdout_ratio=0.0)`` trains on all the data."""
 
 
 @dataclass(frozen=True)
@@ -34,16 +53,9 @@ class PETSConfig(CEMConfig):
     ``OPT_CFG``, ``NN_TRAIN_CFG``), ``dmbrl/controllers/MPC.py`` (``npart=20``, TS-inf),
     ``dmbrl/modeling/models/BNN.py`` (``train(batch_size=32, holdout_ratio=0)``)."""
 
-    ensemble_size: PositiveInt = 5
-    """Probabilistic networks. PETS ``num_nets=5``."""
-    num_elites: PositiveInt = 5
-    """All 5 networks predict (PETS has no elite selection)."""
-    model_batch_size: PositiveInt = 32
-    """Minibatch per network. PETS ``BNN.train(batch_size=32)``."""
-    model_max_epochs: NonNegativeInt = 5
-    """Epochs per refit. PETS ``NN_TRAIN_CFG = {"epochs": 5}``."""
-    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.0
-    """No holdout: PETS ``BNN.train(holdout_ratio=0.0)`` trains on all the data."""
+    model: PETSModelConfig = field(default_factory=PETSModelConfig)
+    """PETS's ensemble and training recipe (:class:`PETSModelConfig`: 5 networks, all predict,
+    batch 32, 5 epochs per refit, no holdout)."""
 
 
 class PETS(CEMAgent):

@@ -42,7 +42,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -82,6 +82,8 @@ class PILCOConfig(AlgoConfig):
     curbs), the ICML 2011 paper (RBF network size, one random trial). Horizons and trial lengths
     are in control steps of ``action_repeat`` env steps."""
 
+    renamed: ClassVar[Mapping[str, str]] = {"random_trials": "initial_random_episodes"}
+
     action_repeat: PositiveInt = 2
     """Env steps each action is held (zero-order hold). 2 x 0.05 s = PILCO's ``dt = 0.1`` s
     (settings_cp ``dt = 0.10``): the GP then models 0.1 s transitions and a horizon needs half
@@ -99,9 +101,10 @@ class PILCOConfig(AlgoConfig):
     but not learned from: it would add 60 more pairs per trial, mostly near the same upright
     state, and the moment matching costs O(n^2) per step (not measured against learning from all
     200 steps; with this cut the swing-up is learned in 3-4 trials, see the module docstring)."""
-    random_trials: PositiveInt = 1
-    """Trials with uniform random actions (each held ``action_repeat`` steps) before the first
-    fit. pilco-matlab ``J = 1``."""
+    initial_random_episodes: PositiveInt = 1
+    """Trials (training episodes) with uniform random actions (each held ``action_repeat``
+    steps) before the first fit. pilco-matlab ``J = 1``. Counted in episodes, not steps: PILCO
+    learns per trial (the step-based plugins' ``initial_random_steps``)."""
     policy: Literal["rbf", "linear"] = "rbf"
     """``"rbf"``: pilco-matlab's ``congp``, a GP-mean (regularized RBF network) policy with
     trainable centres, targets and length-scales (signal 1, noise 0.01 fixed); ``"linear"``:
@@ -168,8 +171,10 @@ class PILCO(Algorithm):
             )
         if config.gp_max_points is not None and config.gp_max_points < 10:
             raise ConfigError("pilco: gp_max_points must be >= 10 (or None for no cap)")
-        if config.random_trials < 1:
-            raise ConfigError("pilco: random_trials must be >= 1 (the first GP needs data)")
+        if config.initial_random_episodes < 1:
+            raise ConfigError(
+                "pilco: initial_random_episodes must be >= 1 (the first GP needs data)"
+            )
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
@@ -275,7 +280,7 @@ class PILCO(Algorithm):
     ) -> np.ndarray:
         count, held = self._held[explore]
         if held is None or count % self.cfg.action_repeat == 0:
-            if explore and self.trials < self.cfg.random_trials:
+            if explore and self.trials < self.cfg.initial_random_episodes:
                 held = self.random_action()
             else:
                 held = self.policy_action(obs)
@@ -373,7 +378,7 @@ class PILCO(Algorithm):
 
     def on_episode_end(self) -> Mapping[str, float]:
         self.trials += 1
-        if self.trials < self.cfg.random_trials or not len(self.control_steps()[0]):
+        if self.trials < self.cfg.initial_random_episodes or not len(self.control_steps()[0]):
             return {}
         metrics = self.fit_model()
         metrics.update(self.optimize_policy())

@@ -7,24 +7,24 @@ rows, one model call per horizon step) with the task's ``reward_fn`` / ``termina
 execute the first action of the sequence with the highest mean predicted return.
 
 The model is either the probabilistic ensemble (:mod:`algorithms.models.ensemble`) trained on
-the real transitions (``model="learned"``: ``initial_random_steps`` of uniform random actions,
-then a refit after every training episode and, optionally, every ``train_every`` steps; the
+the real transitions (the default: ``initial_random_steps`` of uniform random actions, then a
+refit after every training episode and, optionally, every ``model.train_every`` steps; the
 data aggregation loop of Nagabandi et al.), or the task's true torch ``dynamics``
-(``model="true"``, an oracle ablation that needs :attr:`Capability.DYNAMICS`).
+(``oracle=True``, an ablation that needs :attr:`Capability.DYNAMICS` or a simulator).
 
 Differences from the paper, on purpose: the model is the PETS/MBPO probabilistic ensemble (the
 paper uses one deterministic MLP, 2x500 ReLU, MSE loss); with ``propagation="mean"`` and
 ``sample=False`` (the defaults) the planner sees the elites' mean prediction, the deterministic
 analogue. Nagabandi et al. also refit on a fixed number of epochs; here the ensemble early-stops
-on a holdout set (``model_max_epochs`` caps it).
+on a holdout set (``model.max_epochs`` caps it).
 
 Planning cost per env step: ``horizon`` model calls on ``population * particles`` rows
-(``x num_elites`` for ``propagation="mean"``): the paper-sized default (1000 x 20, mean over 5
+(``x model.elites`` for ``propagation="mean"``): the paper-sized default (1000 x 20, mean over 5
 elites) costs ~30x the quick settings below (measured per-step times:
 ``docs/algorithms/planners.md``).
 The MPC machinery (model fitting, the oracle, the objective) is shared with ``cem``/``mppi``/
 ``icem``/``pets`` (:mod:`algorithms.agents.mpc`). Quick runs should override e.g. ``population=200, horizon=15, propagation="tsinf",
-model_max_epochs=40``: this learns Pendulum in 1500 steps (``tests/test_rs.py``).
+model.max_epochs=40``: this learns Pendulum in 1500 steps (``tests/test_rs.py``).
 """
 
 from __future__ import annotations

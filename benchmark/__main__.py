@@ -70,7 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--eval-episodes", metavar="N", help="episodes per evaluation, >= 0 (default: the suite's)"
     )
-    r.add_argument("--set", nargs="*", default=[], metavar="ALGO.KEY=VALUE", help="hyperparameters")
+    r.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="ALGO.KEY=VALUE",
+        help="hyperparameters; KEY is a dotted path into nested configs (mbpo.sac.lr=1e-3)",
+    )
     r.add_argument("--run-id", help="name of the results folder (default: <suite>-<timestamp>)")
     r.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
     r.add_argument("--results", default="results", help="results root folder")

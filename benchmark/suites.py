@@ -11,8 +11,8 @@ A suite file (``benchmark/suites/<name>.yaml``)::
       inverted_pendulum: {steps: 3000, eval_every: 500}
     algos:                        # per-algorithm overrides of the config dataclass
       rs:
-        default: {population: 500}
-        pendulum: {horizon: 20}
+        default: {population: 500, model: {hidden: 400}}   # nested configs: a mapping ...
+        pendulum: {horizon: 20, model.layers: 3}            # ... or dotted keys, merged
         steps: {pendulum: 5000}   # per-task budget for this algorithm only
         eval_episodes: {pendulum: 1}   # per-task evaluation schedule for this algorithm only
         eval_every: {pendulum: 1000}   #   (planners pay for every evaluation step)
@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from algorithms import ALGORITHMS
-from algorithms.api import ConfigError, float_literal
+from algorithms.api import ConfigError, flatten_overrides, float_literal
 from benchmark.driver import TrialSpec, resolve
 from envs import TASKS
 from envs.registry import UnknownNameError
@@ -305,7 +305,8 @@ class GridRequest:
 
 
 def parse_set(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``["sac.lr=1e-3", "rs.population=200"]`` -> ``{"sac": {"lr": 0.001}, "rs": {...}}``.
+    """``["sac.lr=1e-3", "mbpo.model.hidden=400"]`` -> ``{"sac": {"lr": 0.001}, "mbpo":
+    {"model.hidden": 400}}``: everything after the algorithm is the dotted path into its config.
 
     Values are YAML (``true``, ``[200, 200]``, ``"true"``); numbers in scientific notation are
     floats (YAML 1.1 alone would read ``1e-3`` as text).
@@ -406,8 +407,12 @@ def expand(req: GridRequest) -> list[TrialSpec]:
     for algo, task in pairs:
         t_opts = task_opts.get(task) or {}
         a_opts = algo_opts.get(algo) or {}
-        overrides = {**(a_opts.get("default") or {}), **(a_opts.get(task) or {})}
-        overrides.update((req.overrides or {}).get(algo, {}))
+        # one spelling (dotted paths), so that a task's or SET's nested key wins over the default
+        overrides = {
+            **flatten_overrides(a_opts.get("default") or {}),
+            **flatten_overrides(a_opts.get(task) or {}),
+            **flatten_overrides((req.overrides or {}).get(algo, {})),
+        }
         steps = _first(
             req.steps,
             (a_opts.get("steps") or {}).get(task),

@@ -35,10 +35,10 @@ FINGERPRINTS = Path(__file__).resolve().parent / "fingerprints"
 SMOKE: dict[str, tuple[str, dict]] = {
     "random": ("pendulum", {}),
     "lqr": ("inverted_pendulum", {}),
-    "sac": ("pendulum", {"learning_starts": 64, "batch_size": 32}),
+    "sac": ("pendulum", {"initial_random_steps": 64, "batch_size": 32}),
     "rs": (
         "pendulum",
-        {"population": 64, "horizon": 5, "initial_random_steps": 100, "model_max_epochs": 5},
+        {"population": 64, "horizon": 5, "initial_random_steps": 100, "model.max_epochs": 5},
     ),
     **{
         name: (
@@ -49,8 +49,8 @@ SMOKE: dict[str, tuple[str, dict]] = {
                 "particles": 4,
                 "iterations": 2,
                 "initial_random_steps": 100,
-                "model_max_epochs": 3,
-                "hidden_size": 32,
+                "model.max_epochs": 3,
+                "model.hidden": 32,
                 **({"elites": 4} if name != "mppi" else {}),
             },
         )
@@ -61,14 +61,14 @@ SMOKE: dict[str, tuple[str, dict]] = {
             "pendulum",
             {
                 "initial_random_steps": 100,
-                "model_train_freq": 100,
+                "model.train_every": 100,
                 "epoch_length": 100,
                 "rollouts_per_step": 2,
                 "updates_per_step": 1,
-                "batch_size": 32,
-                "hidden": 32,
-                "model_hidden": 32,
-                "model_max_epochs": 2,
+                "sac.batch_size": 32,
+                "sac.hidden": 32,
+                "model.hidden": 32,
+                "model.max_epochs": 2,
                 **({"rollout_horizon": 20} if name == "dyna" else {}),
             },
         )
@@ -77,17 +77,17 @@ SMOKE: dict[str, tuple[str, dict]] = {
     "ilqg": (
         "pendulum",
         {
-            "model": "learned",
+            "oracle": False,
             "initial_random_steps": 100,
             "horizon": 5,
             "iterations": 1,
             "initial_iterations": 2,
             "initial_plans": [0.0],
-            "ensemble_size": 3,
-            "num_elites": 2,
-            "hidden_size": 32,
-            "num_layers": 2,
-            "model_max_epochs": 3,
+            "model.members": 3,
+            "model.elites": 2,
+            "model.hidden": 32,
+            "model.layers": 2,
+            "model.max_epochs": 3,
         },
     ),
     "pilco": (

@@ -90,22 +90,99 @@ def test_plugin_contract(name):
     assert cls.Config.__doc__ and len(cls.Config.__doc__) > 20, (
         "the config docstring names its source"
     )
+    missing = _undocumented(cls.Config())  # defaults construct
+    assert not missing, f"{name}: config fields without a docstring: {missing}"
+
+
+def _undocumented(config: object, prefix: str = "") -> list[str]:
+    """The dotted paths of ``config``'s fields (nested configs included) with no docstring."""
     docs: dict[str, str] = {}
-    for klass in reversed(cls.Config.__mro__):
+    for klass in reversed(type(config).__mro__):
         if dataclasses.is_dataclass(klass) and klass is not AlgoConfig:
             docs.update(_field_docstrings(klass))
-    missing = [f.name for f in dataclasses.fields(cls.Config) if f.name not in docs]
-    assert not missing, f"{name}: config fields without a docstring: {missing}"
-    cls.Config()  # defaults construct
+    missing = []
+    for f in dataclasses.fields(config):
+        if f.name not in docs:
+            missing.append(prefix + f.name)
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            missing += _undocumented(value, f"{prefix}{f.name}.")
+    return missing
 
 
 def test_bare_yaml_booleans_fill_string_literals():
-    """``SET="cem.model=true"`` and ``{model: true}`` in YAML arrive as a bool."""
-    from algorithms.cem import CEMConfig
+    """A bare ``true``/``false`` (YAML, ``SET``) fills a string literal that spells it."""
 
-    assert apply_overrides(CEMConfig(), {"model": True}).model == "true"
+    @dataclass(frozen=True)
+    class _Lit(AlgoConfig):
+        mode: typing.Literal["true", "auto"] = "auto"
+        """test"""
+
+    assert apply_overrides(_Lit(), {"mode": True}).mode == "true"
     with pytest.raises(ConfigError):
-        apply_overrides(CEMConfig(), {"model": False})  # "false" is not a choice
+        apply_overrides(_Lit(), {"mode": False})  # "false" is not a choice
+
+
+# ---------------------------------------------------------------- nested configs, dotted paths
+@dataclass(frozen=True)
+class _Inner:
+    hidden: PositiveInt = 200
+    """test"""
+    lr: PositiveFloat = 1e-3
+    """test"""
+
+
+@dataclass(frozen=True)
+class _Outer(AlgoConfig):
+    renamed: typing.ClassVar[dict[str, str]] = {"model_hidden": "model.hidden", "model": "oracle"}
+    lr: PositiveFloat = 3e-4
+    """test"""
+    model: _Inner = dataclasses.field(default_factory=lambda: _Inner(hidden=32))
+    """test: a plugin's own nested default"""
+
+
+def test_nested_overrides_by_dotted_path_or_mapping():
+    both = apply_overrides(_Outer(), {"model.lr": 0.1, "model": {"hidden": 7}})
+    assert both == _Outer(model=_Inner(hidden=7, lr=0.1))
+    # the plugin's nested default is kept where not overridden
+    assert apply_overrides(_Outer(), {"model.lr": 1}).model == _Inner(hidden=32, lr=1.0)
+    assert apply_overrides(_Outer(), {}) == _Outer()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"model.hiden": 3},
+            "unknown hyperparameter 'model.hiden' for _Outer (x on y). Did you mean "
+            "'model.hidden'? Valid keys: model.hidden, model.lr",
+        ),
+        ({"model.lr": -1}, "hyperparameter 'model.lr' of _Outer (x on y) must be > 0, got -1.0"),
+        ({"model": {"lr": "fast"}}, "hyperparameter 'model.lr' of _Outer (x on y) must be float"),
+        (
+            {"model_hidden": 3},
+            "hyperparameter 'model_hidden' of _Outer (x on y) is now 'model.hidden': write "
+            "model.hidden=... instead",
+        ),
+        (
+            {"model": True},
+            "hyperparameter 'model' of _Outer (x on y) is a nested config, not a value: set its "
+            "fields as 'model.KEY' (e.g. model.hidden=...); the former 'model' switch is now "
+            "'oracle'",
+        ),
+        ({"lr.x": 3}, "unknown hyperparameter 'lr.x' for _Outer (x on y). Did you mean 'lr'?"),
+    ],
+)
+def test_nested_override_errors_name_the_full_path(overrides, expected):
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(_Outer(), overrides, where="x on y")
+    assert str(e.value).startswith(expected)
+    assert "\n" not in str(e.value)
+
+
+def test_check_config_descends_into_nested_configs():
+    with pytest.raises(ConfigError, match=r"'model.hidden' of _Outer must be >= 1, got 0"):
+        check_config(_Outer(model=_Inner(hidden=0)))
 
 
 # ---------------------------------------------------------------- declared ranges
@@ -210,13 +287,19 @@ def test_scientific_notation_text_is_a_float_for_float_fields_only():
 
 
 def _config_classes() -> list[type]:
+    from algorithms.agents.model_based_sac import MBPOModelConfig
     from algorithms.learners.sac import SACLearnerConfig
-    from algorithms.models.ensemble import EnsembleConfig
+    from algorithms.models.ensemble_config import EnsembleConfig
+    from algorithms.models.learned import LearnedModelConfig
+    from algorithms.pets import PETSModelConfig
     from algorithms.planners.ilqg import ILQGOptions
 
     return [get_algorithm(n).Config for n in ALGORITHMS.names()] + [
         SACLearnerConfig,
         EnsembleConfig,
+        LearnedModelConfig,
+        PETSModelConfig,
+        MBPOModelConfig,
         ILQGOptions,
     ]
 
@@ -235,9 +318,10 @@ def test_defaults_satisfy_their_declared_ranges(cls):
 UNRANGED = {
     "SACConfig": {"target_entropy"},
     "SACLearnerConfig": {"target_entropy"},
-    "MBPOConfig": {"target_entropy"},
-    "DynaConfig": {"target_entropy"},
-    "EnsembleConfig": {"init_max_logvar", "init_min_logvar"},
+    **{
+        name: {"init_max_logvar", "init_min_logvar"}
+        for name in ("EnsembleConfig", "LearnedModelConfig", "PETSModelConfig", "MBPOModelConfig")
+    },
 }
 
 

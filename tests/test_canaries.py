@@ -32,11 +32,7 @@ BALANCE = "cartpole_continuous"
 #: after every episode (PETS's loop), one random phase of 200 steps.
 SMALL_MODEL = {
     "initial_random_steps": 200,
-    "model_max_epochs": 30,
-    "hidden_size": 64,
-    "num_layers": 3,
-    "ensemble_size": 3,
-    "num_elites": 2,
+    "model": {"max_epochs": 30, "hidden": 64, "layers": 3, "members": 3, "elites": 2},
 }
 SMALL_PLAN = {"population": 100, "horizon": 10}
 SMALL_CEM = {**SMALL_PLAN, "elites": 10, "iterations": 3, "particles": 4}
@@ -54,15 +50,12 @@ PLANNERS: dict[str, tuple[dict, float]] = {
 #: 20 branched rollouts of length 1 per step, 5 SAC updates per step.
 SMALL_MBPO = {
     "initial_random_steps": 300,
-    "model_train_freq": 100,
     "epoch_length": 100,
     "rollouts_per_step": 20,
     "rollout_schedule": (0, 10, 1, 1),
     "updates_per_step": 5,
-    "batch_size": 64,
-    "hidden": 64,
-    "model_hidden": 64,
-    "model_max_epochs": 20,
+    "sac": {"batch_size": 64, "hidden": 64},
+    "model": {"train_every": 100, "hidden": 64, "max_epochs": 20},
 }
 
 
@@ -107,7 +100,7 @@ def test_random_is_uniform_over_the_action_box():
 def test_learned_model_planner_balances_the_cartpole(algo):
     """200 random steps, then two to four planned episodes on the learned ensemble; evaluated on
     3 fixed starts after 600 steps. Uniform random actions score ~21 there; rs on a model that
-    does not learn (``model_lr=1e-9``) scored 23.0."""
+    does not learn (``model.lr=1e-9``) scored 23.0."""
     overrides, measured = PLANNERS[algo]
     ret = _final(algo, BALANCE, 600, overrides)
     rand = random_reference(BALANCE, 600)
@@ -123,7 +116,9 @@ def test_lqr_balances_the_cartpole():
 def test_sac_learns_to_balance_the_cartpole():
     """SAC with 64-unit networks, 500 random steps then 1500 updates: measured 101.7 after 2000
     steps (19.7 at step 0; 19.7 with ``lr=1e-9``, a SAC that does not learn); random ~21."""
-    ret = _final("sac", BALANCE, 2000, {"hidden": 64, "batch_size": 64, "learning_starts": 500})
+    ret = _final(
+        "sac", BALANCE, 2000, {"hidden": 64, "batch_size": 64, "initial_random_steps": 500}
+    )
     rand = random_reference(BALANCE, 600)
     assert ret >= 60 and ret >= rand + 30, (ret, rand)
 

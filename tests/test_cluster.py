@@ -74,7 +74,7 @@ def _values(rows) -> pd.DataFrame:
 
 GRID = ["--algos", "sac", "--envs", "pendulum", "--seeds", "3", "--steps", "1500"]
 GRID += ["--eval-every", "500", "--eval-episodes", "1", "--checkpoint-every", "0"]
-GRID += ["--progress-every", "5", "--set", "sac.learning_starts=64", "sac.batch_size=32"]
+GRID += ["--progress-every", "5", "--set", "sac.initial_random_steps=64", "sac.batch_size=32"]
 
 
 @pytest.mark.slow

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from algorithms.models.ensemble import (
-    MBPO_WEIGHT_DECAYS,
-    EnsembleConfig,
-    EnsembleStep,
-    ProbabilisticEnsemble,
-)
+from algorithms.models.ensemble import EnsembleStep, ProbabilisticEnsemble
+from algorithms.models.ensemble_config import MBPO_WEIGHT_DECAYS, EnsembleConfig
 from algorithms.models.normalizer import Normalizer
 
 OBS, ACT = 3, 2

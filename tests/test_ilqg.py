@@ -12,7 +12,8 @@ import torch
 
 from algorithms.api import Capability, ConfigError, RunContext, Transition, apply_overrides
 from algorithms.ilqg import ILQG, ILQGConfig
-from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.models.ensemble import ProbabilisticEnsemble
+from algorithms.models.ensemble_config import EnsembleConfig
 from algorithms.planners.boxqp import box_qp
 from algorithms.planners.derivatives import AutogradProblem, EnsembleProblem
 from algorithms.planners.ilqg import ILQGOptions, backward_pass, ilqg
@@ -419,9 +420,9 @@ def test_true_model_needs_dynamics_or_simulator() -> None:
         linearize=None,
         capabilities=pendulum.capabilities - {Capability.DYNAMICS, Capability.LINEARIZATION},
     )
-    with pytest.raises(ConfigError, match="model='learned'"):
-        ILQG.check_task(bare, ILQGConfig(model="true"))
-    ILQG.check_task(bare, ILQGConfig(model="learned"))  # the learned model needs neither
+    with pytest.raises(ConfigError, match="oracle=false"):
+        ILQG.check_task(bare, ILQGConfig(oracle=True))
+    ILQG.check_task(bare, ILQGConfig(oracle=False))  # the learned model needs neither
     no_reward = dataclasses.replace(
         pendulum, reward_fn=None, capabilities=pendulum.capabilities - {Capability.REWARD_FN}
     )
@@ -436,7 +437,8 @@ def test_true_model_needs_dynamics_or_simulator() -> None:
         {"iterations": 0},
         {"initial_plans": (2.0,)},
         {"line_search_min": 0.0},
-        {"model": "learned", "ensemble_size": 3, "num_elites": 5},
+        {"oracle": False, "model.members": 3, "model.elites": 5},
+        {"model": "learned"},  # the former switch, now ``oracle``
     ],
 )
 def test_bad_settings_are_refused_before_a_trial_runs(overrides: dict) -> None:
@@ -446,11 +448,11 @@ def test_bad_settings_are_refused_before_a_trial_runs(overrides: dict) -> None:
 
 def test_overrides_are_type_checked() -> None:
     with pytest.raises(ConfigError):
-        apply_overrides(ILQGConfig(), {"model": "oracle"})
+        apply_overrides(ILQGConfig(), {"oracle": "learned"})
     with pytest.raises(ConfigError):
         apply_overrides(ILQGConfig(), {"control_limits": "projected"})
-    cfg = apply_overrides(ILQGConfig(), {"model": "learned", "horizon": 20})
-    assert cfg.model == "learned" and cfg.horizon == 20
+    cfg = apply_overrides(ILQGConfig(), {"oracle": False, "horizon": 20, "model.layers": 3})
+    assert not cfg.oracle and cfg.horizon == 20 and cfg.model.layers == 3
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,13 +500,9 @@ def test_learned_mode_fits_after_the_random_episode_and_checkpoints() -> None:
     cfg = apply_overrides(
         ILQGConfig(),
         {
-            "model": "learned",
+            "oracle": False,
             "initial_random_steps": 40,
-            "ensemble_size": 3,
-            "num_elites": 2,
-            "hidden_size": 32,
-            "num_layers": 2,
-            "model_max_epochs": 3,
+            "model": {"members": 3, "elites": 2, "hidden": 32, "layers": 2, "max_epochs": 3},
             "horizon": 8,
             "iterations": 2,
             "initial_iterations": 3,

@@ -157,12 +157,16 @@ def test_suite_seeds_accept_the_same_forms(tmp_path, value, seeds):
 # ---------------------------------------------------------------- SET
 def test_set_parses_yaml_values_and_scientific_notation():
     got = parse_set(
-        ["sac.lr=1e-3", "sac.tau=5E-3", "sac.gamma=0.99", "cem.model=true", 'rs.model="true"']
+        ["sac.lr=1e-3", "sac.tau=5E-3", "sac.gamma=0.99", "cem.oracle=true", 'rs.mode="true"']
     )
     assert got == {
         "sac": {"lr": 0.001, "tau": 0.005, "gamma": 0.99},
-        "cem": {"model": True},
-        "rs": {"model": "true"},
+        "cem": {"oracle": True},
+        "rs": {"mode": "true"},
+    }
+    # everything after the algorithm is a dotted path into its config
+    assert parse_set(["mbpo.sac.lr=1e-3", "mbpo.model.hidden=400"]) == {
+        "mbpo": {"sac.lr": 0.001, "model.hidden": 400}
     }
     assert parse_set(["mbpo.rollout_schedule=[20, 150, 1, 15]"]) == {
         "mbpo": {"rollout_schedule": [20, 150, 1, 15]}
@@ -186,10 +190,50 @@ def test_set_booleans_keep_working():
         tasks=["pendulum"],
         seeds=1,
         steps=10,
-        overrides=parse_set(["cem.model=true"]),
+        overrides=parse_set(["cem.oracle=true"]),
     )
     (spec,) = expand(req)
-    assert resolve_config(spec)[1].model == "true"
+    assert resolve_config(spec)[1].oracle is True
+
+
+def test_dotted_set_paths_reach_the_nested_configs():
+    req = GridRequest(
+        algos=["mbpo"],
+        tasks=["pendulum"],
+        seeds=1,
+        steps=10,
+        overrides=parse_set(["mbpo.sac.lr=1e-3", "mbpo.model.hidden=400"]),
+    )
+    (spec,) = expand(req)
+    _, config = resolve_config(spec)
+    assert config.sac.lr == 0.001 and config.model.hidden == 400
+    assert config.model.learn_reward and config.model.train_every == 250  # MBPO's own defaults
+
+
+def test_suite_nested_mappings_and_dotted_keys_merge(tmp_path):
+    """``model: {hidden: 400}`` and ``model.layers: 3`` are one nested override; a task's key
+    wins over the default's for the same path, SET over both, the rest is kept."""
+    suite = suite_file(
+        tmp_path,
+        """\
+        algos:
+          pets:
+            default: {model: {hidden: 400, layers: 3}, horizon: 10}
+            pendulum: {model.hidden: 300}
+        """,
+    )
+    req = GridRequest(
+        suite=suite,
+        algos=["pets"],
+        tasks=["pendulum"],
+        steps=10,
+        overrides=parse_set(["pets.model.layers=2"]),
+    )
+    (spec,) = expand(req)
+    assert spec.overrides == {"model.hidden": 300, "model.layers": 2, "horizon": 10}
+    _, config = resolve_config(spec)
+    assert (config.model.hidden, config.model.layers, config.horizon) == (300, 2, 10)
+    assert config.model.members == 5 and config.model.batch_size == 32  # PETS's recipe kept
 
 
 @pytest.mark.parametrize(
@@ -199,7 +243,10 @@ def test_set_booleans_keep_working():
         ("sac.lr=0", "hyperparameter 'lr' of SACConfig (sac on pendulum) must be > 0, got 0.0"),
         ("sac.gamma=1.5", "'gamma' of SACConfig (sac on pendulum) must be in (0, 1], got 1.5"),
         ("sac.batch_size=0", "'batch_size' of SACConfig (sac on pendulum) must be >= 1, got 0"),
-        ("sac.learning_starts=-1", "'learning_starts' of SACConfig (sac on pendulum) must be >= 0"),
+        (
+            "sac.initial_random_steps=-1",
+            "'initial_random_steps' of SACConfig (sac on pendulum) must be >= 0",
+        ),
         ("sac.lr=.nan", "'lr' of SACConfig (sac on pendulum) must be > 0, got nan"),
         (
             "sac.batch_size=big",
@@ -211,6 +258,59 @@ def test_set_booleans_keep_working():
 def test_bad_hyperparameters_fail_in_one_line(capsys, tmp_path, item, expected):
     line = one_line(capsys, tmp_path, *GRID, "--set", item)
     assert line == f"error: {expected}" or expected in line
+
+
+@pytest.mark.parametrize(
+    ("algo", "item", "expected"),
+    [
+        (
+            "mbpo",
+            "mbpo.model.hiden=400",
+            "error: unknown hyperparameter 'model.hiden' for MBPOConfig (mbpo on pendulum). "
+            "Did you mean 'model.hidden'?",
+        ),
+        (
+            "mbpo",
+            "mbpo.sac.lr=-1",
+            "error: hyperparameter 'sac.lr' of MBPOConfig (mbpo on pendulum) must be > 0, got -1.0",
+        ),
+        (
+            "pets",
+            "pets.model.elites=9",
+            "error: PETSConfig (pets on pendulum): model.elites must be in [1, members=5], got 9",
+        ),
+        (
+            "cem",
+            "cem.model=true",
+            "error: hyperparameter 'model' of CEMConfig (cem on pendulum) is a nested config, not "
+            "a value",
+        ),
+        # former flat keys name their new path
+        ("mbpo", "mbpo.lr=1e-3", "'lr' of MBPOConfig (mbpo on pendulum) is now 'sac.lr'"),
+        ("mbpo", "mbpo.model_hidden=400", "'model_hidden' of MBPOConfig (mbpo on pendulum) is now"),
+        ("pets", "pets.hidden_size=400", "'hidden_size' of PETSConfig (pets on pendulum) is now"),
+        (
+            "sac",
+            "sac.learning_starts=10",
+            "'learning_starts' of SACConfig (sac on pendulum) is now",
+        ),
+        ("ilqg", "ilqg.num_layers=2", "'num_layers' of ILQGConfig (ilqg on pendulum) is now"),
+        ("pilco", "pilco.random_trials=2", "'random_trials' of PILCOConfig (pilco on pendulum) is"),
+    ],
+)
+def test_bad_nested_hyperparameters_fail_in_one_line(capsys, tmp_path, algo, item, expected):
+    line = one_line(capsys, tmp_path, "--algos", algo, "--envs", "pendulum", "--set", item)
+    assert line.startswith(expected) or expected in line, line
+    new = {
+        "mbpo.lr": "'sac.lr'",
+        "mbpo.model_hidden": "'model.hidden'",
+        "pets.hidden_size": "'model.hidden'",
+        "sac.learning_starts": "'initial_random_steps'",
+        "ilqg.num_layers": "'model.layers'",
+        "pilco.random_trials": "'initial_random_episodes'",
+        "cem.model": "'oracle'",
+    }.get(item.partition("=")[0])
+    assert new is None or new in line, line
 
 
 @pytest.mark.parametrize(
@@ -334,7 +434,13 @@ def test_rejected_before_ray_in_a_fresh_interpreter(tmp_path):
     """The checks run before Ray is imported: a fresh interpreter never loads it."""
     suite = suite_file(tmp_path, "seeds: three\n")
     results = str(tmp_path / "r")
-    cases = [["--steps", "0"], ["--set", "sac.lr=-1"], ["--suite", suite]]
+    cases = [
+        ["--steps", "0"],
+        ["--set", "sac.lr=-1"],
+        ["--suite", suite],
+        ["--algos", "mbpo", "--envs", "pendulum", "--set", "mbpo.model.hiden=1"],
+        ["--algos", "pets", "--envs", "pendulum", "--set", "pets.hidden_size=1"],
+    ]
     probe = textwrap.dedent(
         f"""
         import sys, benchmark.__main__ as m

@@ -151,7 +151,7 @@ def _values(rows) -> pd.DataFrame:
 
 SAC = TrialSpec(
     "sac", "pendulum", 0, total_steps=600, eval_every=600, eval_episodes=1,
-    overrides={"learning_starts": 100, "batch_size": 32},
+    overrides={"initial_random_steps": 100, "batch_size": 32},
 )  # fmt: skip
 
 
@@ -204,7 +204,7 @@ def _step_of(trial_dir: Path) -> int:
     return ckpt["step"] if ckpt else -1
 
 
-GRID = ["--algos", "random,sac", "--envs", "pendulum", "--set", "sac.learning_starts=200"]
+GRID = ["--algos", "random,sac", "--envs", "pendulum", "--set", "sac.initial_random_steps=200"]
 GRID += [
     "--steps",
     "800",

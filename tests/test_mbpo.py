@@ -19,20 +19,20 @@ from benchmark.driver import TrialSpec, eval_curve, run_trial
 from envs import TASKS
 
 #: bf16 networks where the CPU multiplies bf16 natively (the quick suite's setting), else fp32
-FAST = {"bf16": cpu_has_fast_bf16(), "model_bf16": cpu_has_fast_bf16()}
+FAST = {"sac.bf16": cpu_has_fast_bf16(), "model.bf16": cpu_has_fast_bf16()}
 
 #: A tiny MBPO that runs in seconds (pendulum, 200-step episodes).
 TINY = {
     "initial_random_steps": 200,
-    "model_train_freq": 100,
+    "model.train_every": 100,
     "epoch_length": 100,
     "rollouts_per_step": 4,
     "rollout_schedule": (0, 3, 1, 3),
     "updates_per_step": 2,
-    "batch_size": 32,
-    "hidden": 32,
-    "model_hidden": 32,
-    "model_max_epochs": 3,
+    "sac.batch_size": 32,
+    "sac.hidden": 32,
+    "model.hidden": 32,
+    "model.max_epochs": 3,
 }
 
 
@@ -59,7 +59,7 @@ def test_per_task_defaults_come_from_the_official_configs():
     ip = TASKS["inverted_pendulum"].resolve()
     c = MBPOConfig().for_task(ip)
     assert (c.updates_per_step, c.epoch_length, c.rollout_schedule) == (10, 250, (1, 15, 1, 1))
-    assert c.target_entropy == -0.05 and c.model_train_freq == 250 and c.model_hidden == 200
+    assert c.sac.target_entropy == -0.05 and c.model.train_every == 250 and c.model.hidden == 200
     hc = MBPOConfig().for_task(TASKS["halfcheetah"].resolve())
     assert hc.updates_per_step == 40 and hc.epoch_length == 1000
     # an explicit value wins over the table
@@ -104,7 +104,7 @@ def test_branched_rollouts_are_one_model_call_per_step_from_real_states():
     agent.model.step = counter  # type: ignore[method-assign]
     agent.data.env_steps = 200 + 3 * 100  # epoch 3: k = 3
     info = agent.rollout_model()
-    n = agent.cfg.rollouts_per_step * agent.cfg.model_train_freq
+    n = agent.cfg.rollouts_per_step * agent.cfg.model.train_every
     assert info["rollout_length"] == 3 and len(counter.calls) == 3
     assert counter.calls[0] == n  # every rollout in one call (pendulum never terminates)
     buf = agent.model_buffer
@@ -160,7 +160,7 @@ def test_dyna_rolls_whole_episodes_from_initial_states():
     counter = _CountingModel(agent.model)
     agent.model.step = counter  # type: ignore[method-assign]
     info = agent.rollout_model()
-    n = agent.cfg.rollouts_per_step * agent.cfg.model_train_freq
+    n = agent.cfg.rollouts_per_step * agent.cfg.model.train_every
     assert info["rollout_length"] == 50 and len(counter.calls) == 50
     assert counter.calls[0] == math.ceil(n / 50)
     starts = {tuple(np.round(s, 5)) for s in agent._starts}

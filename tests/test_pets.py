@@ -15,7 +15,7 @@ REDUCED = {
     "elites": 20,
     "particles": 10,
     "horizon": 15,
-    "model_bf16": cpu_has_fast_bf16(),
+    "model.bf16": cpu_has_fast_bf16(),
 }
 
 

@@ -54,7 +54,7 @@ def test_unsupported_task_is_rejected_before_the_trial() -> None:
         ({"horizon": 0}, "'horizon' of PILCOConfig .* must be >= 1, got 0"),
         ({"trial_steps": 1}, "trial_steps"),
         ({"gp_max_points": 3}, "gp_max_points"),
-        ({"random_trials": 0}, "random_trials"),
+        ({"initial_random_episodes": 0}, "initial_random_episodes"),
         ({"policy": "mlp"}, "policy"),
         ({"squash": "tanh"}, "squash"),
         ({"horizon_s": 3.0}, "unknown hyperparameter"),

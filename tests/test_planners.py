@@ -217,7 +217,7 @@ def test_proposals_of_the_wrong_shape_are_refused(shape: tuple[int, ...]) -> Non
 
 
 def test_mpc_agent_passes_proposals_to_its_optimizer() -> None:
-    agent = make_agent("rs", toy_task(), model="true", horizon=2, population=1)
+    agent = make_agent("rs", toy_task(), oracle=True, horizon=2, population=1)
     best = torch.tensor([[1.5], [0.0]])  # from x = -0.5: to x = 1 and stay
     plan = agent.plan(np.array([-0.5], np.float32), explore=False, proposals=best.unsqueeze(0))
     torch.testing.assert_close(plan, best)
@@ -364,7 +364,7 @@ def make_agent(name: str, task, **overrides) -> MPCAgent:
 
 @pytest.mark.parametrize("name", PLUGINS)
 def test_true_model_plans_toward_the_goal(name: str) -> None:
-    agent = make_agent(name, toy_task(), model="true", horizon=2)
+    agent = make_agent(name, toy_task(), oracle=True, horizon=2)
     agent.reset(explore=False)
     a = agent.act(np.array([-0.5], np.float32), explore=False)
     assert a.shape == (1,) and a.dtype == np.float32
@@ -372,10 +372,10 @@ def test_true_model_plans_toward_the_goal(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", PLUGINS)
-def test_model_true_needs_dynamics_or_a_simulator(name: str) -> None:
+def test_oracle_needs_dynamics_or_a_simulator(name: str) -> None:
     cls = get_algorithm(name)
     with pytest.raises(ConfigError, match="dynamics"):
-        cls.check_task(toy_task(dynamics=False), cls.Config(model="true"))
+        cls.check_task(toy_task(dynamics=False), cls.Config(oracle=True))
     cls.check_task(toy_task(dynamics=False), cls.Config())
 
 
@@ -383,7 +383,7 @@ def test_model_true_needs_dynamics_or_a_simulator(name: str) -> None:
 def test_learned_and_true_models_share_the_planner(name: str) -> None:
     """The oracle ablation changes only the objective: same optimizer class and batch shapes,
     ``population x particles`` rows per model call (one per horizon step)."""
-    true = make_agent(name, toy_task(), model="true", population=50, elites=5, horizon=3)
+    true = make_agent(name, toy_task(), oracle=True, population=50, elites=5, horizon=3)
     learned = make_agent(
         name,
         toy_task(dynamics=False),
@@ -391,11 +391,7 @@ def test_learned_and_true_models_share_the_planner(name: str) -> None:
         elites=5,
         horizon=3,
         particles=4,
-        ensemble_size=2,
-        num_elites=2,
-        hidden_size=16,
-        num_layers=1,
-        model_weight_decays=(1e-4, 1e-4),
+        model={"members": 2, "elites": 2, "hidden": 16, "layers": 1, "weight_decays": (1e-4, 1e-4)},
     )
     assert type(true.optimizer) is type(learned.optimizer)
     assert isinstance(true.planning_model, DynamicsModel)
@@ -421,12 +417,12 @@ def test_learned_and_true_models_share_the_planner(name: str) -> None:
 
 
 def test_simulator_planning_model_predicts_the_env_return() -> None:
-    """``model="true"`` on a MuJoCo task plans in the simulator from ``info["sim_state"]``: the
+    """``oracle=True`` on a MuJoCo task plans in the simulator from ``info["sim_state"]``: the
     objective's return of a sequence is the return the env then gives for it."""
     from envs import make_task
 
     task = make_task("halfcheetah")
-    agent = make_agent("rs", task, model="true", population=4, horizon=5)
+    agent = make_agent("rs", task, oracle=True, population=4, horizon=5)
     assert isinstance(agent.planning_model, SimulatorModel) and agent.ready
     env = task.make_env()
     obs, info = env.reset(seed=0)
@@ -456,7 +452,7 @@ def test_true_dynamics_swing_up_pendulum_from_the_first_episode(name: str, overr
     from envs import TASKS
 
     task = TASKS["pendulum"].resolve()
-    agent = make_agent(name, task, model="true", **overrides)
+    agent = make_agent(name, task, oracle=True, **overrides)
     env = task.make_env()
     returns = []
     for k in range(6):  # six fixed starts, hanging and moving
@@ -474,7 +470,7 @@ def test_true_dynamics_swing_up_pendulum_from_the_first_episode(name: str, overr
 
 
 def test_evaluation_episodes_do_not_disturb_the_training_warm_start() -> None:
-    agent = make_agent("cem", toy_task(), model="true", horizon=3)
+    agent = make_agent("cem", toy_task(), oracle=True, horizon=3)
     agent.reset(explore=True)
     agent.act(np.array([0.0], np.float32), explore=True)
     kept = agent.optimizers[True].solution.clone()

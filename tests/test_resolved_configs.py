@@ -11,6 +11,7 @@ import pytest
 from smoke import smoke_spec
 
 from algorithms import ALGORITHMS, get_algorithm
+from algorithms.api import apply_overrides
 from algorithms.dyna import DynaAgent
 from algorithms.mbpo import MBPOAgent, MBPOConfig
 from benchmark import driver
@@ -55,11 +56,20 @@ def test_mbpo_per_task_values_are_resolved_before_the_trial():
     spec = TrialSpec("mbpo", "hopper", seed=0, total_steps=1, overrides={"updates_per_step": 5})
     _, cfg = resolve_config(spec)
     assert isinstance(cfg, MBPOConfig)
-    assert cfg.rollout_schedule == (20, 150, 1, 15) and cfg.target_entropy == -1.0
+    assert cfg.rollout_schedule == (20, 150, 1, 15) and cfg.sac.target_entropy == -1.0
     assert cfg.updates_per_step == 5  # an override wins over the table
-    assert cfg.epoch_length == 1000 and cfg.model_hidden == 200 and cfg.model_max_epochs == 0
+    assert cfg.epoch_length == 1000 and cfg.model.hidden == 200 and cfg.model.max_epochs == 0
+    assert cfg.model.train_every == 250 and len(cfg.model.weight_decays) == cfg.model.layers + 1
     _, pend = resolve_config(TrialSpec("mbpo", "pendulum", seed=0, total_steps=1))
-    assert pend.target_entropy == -1.0  # no code config for Pendulum: -|A|
+    assert pend.sac.target_entropy == -1.0  # no code config for Pendulum: -|A|
+    # the table fills nested fields too, and a nested override wins over it
+    _, hum = resolve_config(TrialSpec("mbpo", "humanoid", seed=0, total_steps=1))
+    assert (hum.model.hidden, hum.model.train_every, hum.sac.target_entropy) == (400, 1000, -2.0)
+    spec = TrialSpec(
+        "mbpo", "humanoid", seed=0, total_steps=1, overrides={"model.hidden": 200, "sac": {"lr": 1}}
+    )
+    _, hum = resolve_config(spec)
+    assert (hum.model.hidden, hum.model.train_every, hum.sac.lr) == (200, 1000, 1.0)
     _, dyna = resolve_config(TrialSpec("dyna", "pendulum", seed=0, total_steps=1))
     assert dyna.rollout_horizon == 200  # the task's episode length
 
@@ -69,8 +79,9 @@ def test_a_config_passed_to_the_constructor_is_resolved_there(cls):
     from algorithms.api import RunContext
 
     task = task_spec("pendulum")
-    agent = cls(task, cls.Config(model_hidden=16, hidden=16), RunContext.from_seed(0))
-    assert agent.cfg == cls.resolve_config(task, cls.Config(model_hidden=16, hidden=16))
+    config = apply_overrides(cls.Config(), {"model.hidden": 16, "sac.hidden": 16})
+    agent = cls(task, config, RunContext.from_seed(0))
+    assert agent.cfg == cls.resolve_config(task, config)
     assert _none_fields(agent.cfg) == []
 
 

@@ -66,17 +66,17 @@ def test_registered_and_capabilities() -> None:
         Capability.TERMINATION_FN,
         Capability.CONTINUOUS_ACTIONS,
     }
-    # model="true" needs DYNAMICS or SIMULATOR: checked by check_task, not a fixed set
-    assert RSAgent.required_capabilities(RSConfig(model="true")) == base
+    # oracle=True needs DYNAMICS or SIMULATOR: checked by check_task, not a fixed set
+    assert RSAgent.required_capabilities(RSConfig(oracle=True)) == base
     with pytest.raises(ConfigError, match="dynamics"):
-        RSAgent.check_task(toy_task(dynamics=False), RSConfig(model="true"))
+        RSAgent.check_task(toy_task(dynamics=False), RSConfig(oracle=True))
     RSAgent.check_task(toy_task(dynamics=False), RSConfig())
     with pytest.raises(ConfigError):
         apply_overrides(RSConfig(), {"propagation": "ts2"})
 
 
 def test_true_model_picks_the_better_action() -> None:
-    algo = make_rs(toy_task(), model="true", horizon=1, population=400)
+    algo = make_rs(toy_task(), oracle=True, horizon=1, population=400)
     for x0, best in [(0.0, 1.0), (2.0, -1.0), (-0.5, 1.5)]:
         a = algo.act(np.array([x0], np.float32), explore=False)
         assert a.shape == (1,) and a.dtype == np.float32
@@ -84,7 +84,7 @@ def test_true_model_picks_the_better_action() -> None:
         assert abs(a[0] - best) < 0.1, (x0, a)
     # from x = 2.9 with horizon 2: every sequence pushing past 3 ends (no more reward), staying
     # put costs (2.9 - 1)^2 per step; the planner moves towards 1 instead
-    algo = make_rs(toy_task(), model="true", horizon=2, population=400)
+    algo = make_rs(toy_task(), oracle=True, horizon=2, population=400)
     assert algo.act(np.array([2.9], np.float32), explore=False)[0] < -1.0
 
 
@@ -96,7 +96,7 @@ def test_plan_scores_all_sequences_in_one_batch() -> None:
         return toy_dynamics(obs, act)
 
     task = dataclasses.replace(toy_task(), dynamics=counting)
-    algo = make_rs(task, model="true", horizon=3, population=50, particles=2)
+    algo = make_rs(task, oracle=True, horizon=3, population=50, particles=2)
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     objective = algo.objective
 
@@ -136,21 +136,21 @@ def feed_episode(algo: RSAgent, steps: int, rng: np.random.Generator) -> list[di
     return logs
 
 
-LEARNED = dict(
-    horizon=2,
-    population=64,
-    ensemble_size=3,
-    num_elites=2,
-    hidden_size=32,
-    num_layers=2,
-    model_max_epochs=20,
-    initial_random_steps=30,
-)
+LEARNED = {
+    "horizon": 2,
+    "population": 64,
+    "model.members": 3,
+    "model.elites": 2,
+    "model.hidden": 32,
+    "model.layers": 2,
+    "model.max_epochs": 20,
+    "initial_random_steps": 30,
+}
 
 
 def test_learned_model_training_schedule_and_metrics() -> None:
     rng = np.random.default_rng(0)
-    algo = make_rs(toy_task(dynamics=False), **LEARNED, train_every=10)
+    algo = make_rs(toy_task(dynamics=False), **LEARNED, **{"model.train_every": 10})
     assert not algo.ready and algo.eval_metrics() == {}
     a = algo.act(np.zeros(1, np.float32), explore=False)  # no model yet: a random action
     assert -2 <= a[0] <= 2
@@ -159,7 +159,7 @@ def test_learned_model_training_schedule_and_metrics() -> None:
     fits = []
     fit = algo.data.fit
     algo.data.fit = lambda: fits.append(fit()) or fits[-1]  # type: ignore[method-assign]
-    logs = feed_episode(algo, 21, rng)  # step 30: first fit (update); 40, 50: train_every
+    logs = feed_episode(algo, 21, rng)  # step 30: first fit (update); 40, 50: model.train_every
     assert len(fits) == 3  # every 10 steps counted from the first fit; not again at the end (50)
     fit_keys = {"model_train_loss", "model_holdout_mse", "model_epochs"}
     assert set(fits[0]) == fit_keys  # no model before the first fit: no held-out error
@@ -183,7 +183,7 @@ def test_learned_model_training_schedule_and_metrics() -> None:
 
 def test_learned_model_plans_toward_the_goal() -> None:
     rng = np.random.default_rng(1)
-    algo = make_rs(toy_task(dynamics=False), **{**LEARNED, "model_max_epochs": 200})
+    algo = make_rs(toy_task(dynamics=False), **{**LEARNED, "model.max_epochs": 200})
     for _ in range(10):
         feed_episode(algo, 40, rng)
     a = algo.act(np.array([-1.0], np.float32), explore=False)
@@ -215,7 +215,7 @@ def test_state_dict_roundtrip_reproduces_actions() -> None:
 
 #: Quick settings: tsinf keeps a step at ~15 ms on one thread (the default "mean" over 5
 #: elites costs 5x); the epoch cap bounds each refit.
-QUICK = dict(population=200, horizon=15, propagation="tsinf", model_max_epochs=40)
+QUICK = {"population": 200, "horizon": 15, "propagation": "tsinf", "model.max_epochs": 40}
 
 
 @pytest.mark.slow
@@ -253,7 +253,7 @@ def test_rs_true_dynamics_gets_a_good_return_on_pendulum() -> None:
         total_steps=200,
         eval_every=200,
         eval_episodes=3,
-        overrides={"model": "true", "population": 1000, "horizon": 15},
+        overrides={"oracle": True, "population": 1000, "horizon": 15},
     )
     ret = final_eval_return(run_trial(spec))
     # measured (seeds 0/1/2): -329/-207/-83; random -1617/-1151/-918

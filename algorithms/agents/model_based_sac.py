@@ -6,9 +6,9 @@ What the base does, per env step (the loop of MBPO's official code, jannerm/mbpo
 ``mbpo/algorithms/mbpo.py``):
 
 1. ``initial_random_steps`` uniform random env steps, then the SAC policy;
-2. every real transition goes to the :class:`~algorithms.models.data_loop.LearnedModel` (replay of
+2. every real transition goes to the :class:`~algorithms.models.learned.LearnedModel` (replay of
    real data, held-out error probe); it refits the ensemble at the end of the random phase and
-   every ``model_train_freq`` env steps after it, and returns the refit's statistics at that step;
+   every ``model.train_every`` env steps after it, and returns the refit's statistics at that step;
 3. after each refit, :meth:`ModelBasedSAC.after_fit` (MBPO: branched rollouts into a model buffer);
 4. every env step after the random phase, ``updates_per_step`` SAC updates
    (:meth:`ModelBasedSAC.train_policy`) on the minibatches of :meth:`ModelBasedSAC.sample_batches`
@@ -22,9 +22,10 @@ A family overrides the hooks it changes: MBPO ``after_fit`` and ``sample_batches
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,51 +34,74 @@ from algorithms.api import (
     AlgoConfig,
     Algorithm,
     Capability,
-    NonNegativeFloat,
     NonNegativeInt,
-    PositiveFloat,
-    PositiveFraction,
     PositiveInt,
-    Range,
     RunContext,
     Transition,
+    apply_overrides,
 )
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
-from algorithms.models.data_loop import LearnedModel
-from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.models.ensemble import ProbabilisticEnsemble
+from algorithms.models.learned import LearnedModel, LearnedModelConfig
 from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
 
 
 @dataclass(frozen=True)
-class ModelBasedSACConfig(AlgoConfig):
-    """The fields every model-based SAC agent has. Defaults are MBPO's: "code" is jannerm/mbpo
-    (``examples/config/<task>/0.py``, ``examples/development/base.py``,
-    ``mbpo/models/constructor.py``, ``mbpo/models/bnn.py``); a family with other sources
-    redeclares the field with its own default and docstring. ``None`` fields are decided per task
-    by the plugin's ``resolve_config``."""
+class MBPOModelConfig(LearnedModelConfig):
+    """MBPO's dynamics model (jannerm/mbpo ``mbpo/models/constructor.py`` ``construct_model``,
+    ``mbpo/models/bnn.py``): :class:`~algorithms.models.learned.LearnedModelConfig`'s ensemble
+    (7 members, 5 elites, 4 swish layers, lr 1e-3, batch 256, holdout 0.2, no epoch cap), learning
+    the reward too, its width and refit interval decided per task (``None``: the plugin's
+    ``resolve_config``)."""
 
-    # ---- SAC (the fields of SACLearnerConfig, same names) ----
-    lr: PositiveFloat = 3e-4
-    """Adam learning rate of actor, critics and temperature (code ``base.py``: 3e-4)."""
-    gamma: PositiveFraction = 0.99
-    """Discount (code configs ``discount: 0.99``)."""
-    tau: PositiveFraction = 0.005
-    """Polyak coefficient of the target critics (code ``tau: 5e-3``, update interval 1)."""
-    batch_size: PositiveInt = 256
-    """SAC minibatch (code ``sampler_params.batch_size: 256``)."""
-    hidden: PositiveInt = 256
-    """Hidden units of actor and critics (code ``base.py`` ``M = 256``)."""
-    layers: NonNegativeInt = 2
-    """Hidden layers of actor and critics (code ``(M, M)``)."""
-    target_entropy: float | None = None
-    """Temperature target. ``None``: the plugin's per-task value, else ``-|A|``."""
-    init_alpha: PositiveFloat = 1.0
-    """Initial temperature (softlearning: ``log_alpha = 0``)."""
-    autotune_alpha: bool = True
-    """Learn the temperature (code: SAC with automatic entropy tuning)."""
-    bf16: bool = False
-    """bfloat16 autocast of SAC's network passes (losses stay float32). Not in the paper."""
+    hidden: PositiveInt | None = None
+    """Hidden units per model layer (code ``hidden_dim``: 200; Humanoid 400), resolved per
+    task."""
+    learn_reward: bool = True
+    """The model predicts the reward (code: ``[reward, delta_obs]`` targets). ``False`` scores
+    rollouts with the task's ``reward_fn`` instead."""
+    train_every: PositiveInt | None = None
+    """Refit the model every this many env steps (code ``model_train_freq``: 250; Humanoid
+    1000), resolved per task."""
+
+
+#: Former flat keys of the model-based SAC configs -> their nested paths (errors name them).
+_RENAMED: dict[str, str] = {
+    **{k: f"sac.{k}" for k in ("lr", "gamma", "tau", "batch_size", "hidden", "layers")},
+    **{k: f"sac.{k}" for k in ("target_entropy", "init_alpha", "autotune_alpha", "bf16")},
+    "model_train_freq": "model.train_every",
+    "ensemble_size": "model.members",
+    "num_elites": "model.elites",
+    "model_hidden": "model.hidden",
+    "model_layers": "model.layers",
+    "model_lr": "model.lr",
+    "model_batch_size": "model.batch_size",
+    "model_weight_decays": "model.weight_decays",
+    "holdout_ratio": "model.holdout_ratio",
+    "model_max_epochs": "model.max_epochs",
+    "model_bf16": "model.bf16",
+    "learn_reward": "model.learn_reward",
+    "model_error_horizons": "model.error_horizons",
+}
+
+
+@dataclass(frozen=True)
+class ModelBasedSACConfig(AlgoConfig):
+    """The fields every model-based SAC agent has: the SAC learner (``sac``), the dynamics model
+    (``model``) and the real-data schedule. Defaults are MBPO's: "code" is jannerm/mbpo
+    (``examples/config/<task>/0.py``, ``examples/development/base.py``); a family with other
+    sources redeclares the field with its own default and docstring. ``None`` fields are decided
+    per task by the plugin's ``resolve_config``."""
+
+    renamed: ClassVar[Mapping[str, str]] = _RENAMED
+
+    sac: SACLearnerConfig = field(default_factory=SACLearnerConfig)
+    """The SAC learner (:class:`~algorithms.learners.sac.SACLearnerConfig`: Haarnoja et al.
+    2018b Table 1, the values of MBPO's code ``base.py``). ``sac.target_entropy`` ``None``: the
+    plugin's per-task value, else ``-|A|``."""
+    model: MBPOModelConfig = field(default_factory=MBPOModelConfig)
+    """The dynamics model (:class:`MBPOModelConfig`: MBPO's ensemble, learning the reward)."""
     updates_per_step: PositiveInt | None = None
     """SAC gradient steps per env step, G (code ``n_train_repeat``: 20; HalfCheetah 40;
     InvertedPendulum 10)."""
@@ -86,55 +110,31 @@ class ModelBasedSACConfig(AlgoConfig):
     initial_random_steps: NonNegativeInt = 5000
     """Uniform random env steps before model and SAC training (code ``base.py``
     ``n_initial_exploration_steps: 5000`` for MBPO)."""
-    model_train_freq: PositiveInt | None = None
-    """Refit the model every this many env steps (code ``model_train_freq``: 250; Humanoid
-    1000)."""
-
-    # ---- dynamics model ----
-    ensemble_size: PositiveInt = 7
-    """Ensemble members (code ``num_networks: 7``)."""
-    num_elites: PositiveInt = 5
-    """Elites by holdout MSE, used for rollouts (code ``num_elites: 5``)."""
-    model_hidden: PositiveInt | None = None
-    """Hidden units per model layer (code ``hidden_dim``: 200; Humanoid 400)."""
-    model_layers: NonNegativeInt = 4
-    """Hidden layers of the model (code ``construct_model``: 4, swish)."""
-    model_lr: PositiveFloat = 1e-3
-    """Model Adam learning rate (code ``construct_model``: 0.001)."""
-    model_batch_size: PositiveInt = 256
-    """Model minibatch per member (code ``_train_model(batch_size=256)``)."""
-    model_weight_decays: tuple[NonNegativeFloat, ...] | None = None
-    """Per-layer L2; ``None``: the code's ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` (a linear
-    ramp between the same end points for other than 4 layers), resolved per task."""
-    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.2
-    """Holdout fraction for early stopping and elites (code ``holdout_ratio=0.2``, capped at
-    5000 transitions)."""
-    model_max_epochs: NonNegativeInt = 0
-    """Cap on epochs per refit; 0: no cap, early stopping only (code ``max_epochs=None``)."""
-    model_bf16: bool = False
-    """bf16 autocast of the model's passes (training and rollouts). Not in the paper."""
-    learn_reward: bool = True
-    """The model predicts the reward (code: ``[reward, delta_obs]`` targets). ``False`` scores
-    rollouts with the task's ``reward_fn`` instead."""
-    model_error_horizons: tuple[PositiveInt, ...] = (1, 5, 10, 25)
-    """Horizons of the held-out model-error diagnostic ``model_err_h{k}`` (not in the paper)."""
-
-    def ensemble_config(self) -> EnsembleConfig:
-        assert self.model_hidden is not None, "resolve the config for a task first"
-        return EnsembleConfig.from_plugin(self, hidden=self.model_hidden, layers=self.model_layers)
 
 
 class ModelBasedSAC(Algorithm):
-    """SAC learner + :class:`~algorithms.models.data_loop.LearnedModel`; see the module
+    """SAC learner + :class:`~algorithms.models.learned.LearnedModel`; see the module
     docstring for the loop and the hooks a family overrides."""
 
     Config = ModelBasedSACConfig
     requires = frozenset({Capability.CONTINUOUS_ACTIONS, Capability.TERMINATION_FN})
 
     @classmethod
+    def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
+        """What every model-based SAC agent decides per task: ``-|A|`` as ``sac.target_entropy``
+        when left ``None`` (SAC's rule) and the model's per-task fields (default weight decays).
+        A family with its own per-task table (MBPO) fills that first. Fields still ``None`` after
+        this (``updates_per_step``, ``model.hidden``, ``model.train_every``) are the family's to
+        resolve."""
+        assert isinstance(config, ModelBasedSACConfig)
+        if config.sac.target_entropy is None:
+            config = apply_overrides(config, {"sac.target_entropy": -float(task.act_dim)})
+        return dataclasses.replace(config, model=config.model.for_task(task))
+
+    @classmethod
     def required_capabilities(cls, config: AlgoConfig) -> frozenset[Capability]:
         assert isinstance(config, ModelBasedSACConfig)
-        if config.learn_reward:
+        if config.model.learn_reward:
             return cls.requires
         return cls.requires | {Capability.REWARD_FN}
 
@@ -148,22 +148,14 @@ class ModelBasedSAC(Algorithm):
             task.act_dim,
             task.act_low,
             task.act_high,
-            SACLearnerConfig.from_config(cfg),
+            cfg.sac,
             ctx.device,
             ctx.torch_gen,
             obs_dims=task.policy_obs_dims,
         )
-        assert cfg.model_train_freq is not None
-        self.data = LearnedModel(
-            task,
-            cfg.ensemble_config(),
-            ctx,
-            buffer_size=cfg.buffer_size,
-            error_horizons=cfg.model_error_horizons,
-            initial_random_steps=cfg.initial_random_steps,
-            fit_every=cfg.model_train_freq,
-            fit_at_episode_end=False,
-            report="update",
+        assert cfg.model.hidden is not None, "resolve the config for a task first"
+        self.data = LearnedModel.from_config(
+            task, cfg, ctx, fit_at_episode_end=False, report="update"
         )
 
     @property
@@ -210,8 +202,9 @@ class ModelBasedSAC(Algorithm):
 
     def sample_batches(self, g: int) -> Batch:
         """``G`` SAC minibatches at once, ``[G, B, ...]``. Default: real transitions only."""
-        b = self.buffer.sample(g * self.cfg.batch_size)
-        return Batch(*(x.reshape(g, self.cfg.batch_size, *x.shape[1:]) for x in b))
+        bs = self.cfg.sac.batch_size
+        b = self.buffer.sample(g * bs)
+        return Batch(*(x.reshape(g, bs, *x.shape[1:]) for x in b))
 
     def critic_targets(self, batch: Batch) -> torch.Tensor | None:
         """``[B]`` critic regression targets for ``batch``; ``None``: SAC's one-step soft TD

@@ -7,16 +7,16 @@ sequences ``[N, H, A] -> [N]``, hands it to its optimizer (:mod:`algorithms.plan
 and executes the first action of the plan (MPC). Three planning models, all scored by the task's
 own ``reward_fn`` / ``termination_fn``:
 
-- ``model="learned"``: :class:`~algorithms.planners.models.EnsembleModel`, the probabilistic
-  ensemble (:mod:`algorithms.models.ensemble`) fitted on the real transitions; ``particles``
-  rollouts per sequence with PETS propagation (``ts1``, ``tsinf``, ``mean``), one ensemble call on
-  ``N * particles`` rows per horizon step. The data loop
-  (:class:`~algorithms.models.data_loop.ModelDataLoop`): ``initial_random_steps`` of uniform
+- by default: :class:`~algorithms.planners.models.EnsembleModel`, the probabilistic ensemble
+  (:mod:`algorithms.models.ensemble`, settings in the nested ``model`` config) fitted on the real
+  transitions; ``particles`` rollouts per sequence with PETS propagation (``ts1``, ``tsinf``,
+  ``mean``), one ensemble call on ``N * particles`` rows per horizon step. The data loop
+  (:class:`~algorithms.models.learned.LearnedModel`): ``initial_random_steps`` of uniform
   random actions, then a refit after every training episode (and optionally every
-  ``train_every`` steps).
-- ``model="true"`` on a task with torch ``dynamics``:
+  ``model.train_every`` steps).
+- ``oracle=True`` on a task with torch ``dynamics``:
   :class:`~algorithms.planners.models.DynamicsModel`, the same rollout with the true dynamics.
-- ``model="true"`` on a MuJoCo task: :class:`~algorithms.planners.models.SimulatorModel`, batched
+- ``oracle=True`` on a MuJoCo task: :class:`~algorithms.planners.models.SimulatorModel`, batched
   rollouts in the simulator itself from the current ``info["sim_state"]``.
 
 The two oracle variants run the *same* optimizer code as the learned model: comparing them
@@ -25,7 +25,6 @@ separates planner error from model error (the MBPO post's question).
 
 from __future__ import annotations
 
-import dataclasses
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,8 +42,8 @@ from algorithms.api import (
     PositiveInt,
     RunContext,
 )
-from algorithms.models.data_loop import DataLoopHooks, LearnedModelConfig, ModelDataLoop
-from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.models.ensemble import ProbabilisticEnsemble
+from algorithms.models.learned import LearnedModel, LearnedModelHooks, PlannerConfig
 from algorithms.planners.models import (
     DynamicsModel,
     EnsembleModel,
@@ -56,41 +55,28 @@ from envs.spec import TaskSpec
 
 
 @dataclass(frozen=True)
-class MPCConfig(LearnedModelConfig):
+class MPCConfig(PlannerConfig):
     """Model and data-loop settings shared by the MPC plugins: PETS's propagation (kchua/
     handful-of-trials ``MPC.py``: 20 particles, TS-inf, sampled next states, one random rollout
     first, refit after every episode) over MBPO's ensemble training (jannerm/mbpo
-    ``construct_model``/``BNN.train``: 7 members, 5 elites, holdout early stopping). ``pets``
-    switches the training to PETS's own recipe; each plugin names its planner's source."""
+    ``construct_model``/``BNN.train``: 7 members, 5 elites, holdout early stopping; the nested
+    ``model``, :class:`~algorithms.models.learned.LearnedModelConfig`). ``pets`` switches the
+    training to PETS's own recipe; each plugin names its planner's source."""
 
-    model: Literal["learned", "true"] = "learned"
-    """``"learned"``: the ensemble fitted on the real data; ``"true"``: the task's torch
-    ``dynamics``, or for MuJoCo tasks the simulator itself (oracle ablation)."""
     horizon: PositiveInt = 25
     """Planning horizon H. PETS (kchua/handful-of-trials ``cartpole.py`` ``PLAN_HOR = 25``)."""
     particles: PositiveInt = 20
     """Model rollouts per candidate sequence, returns averaged (PETS ``npart=20``). Forced to 1
-    for deterministic models (``model="true"``)."""
+    for deterministic models (``oracle=True``)."""
     propagation: Literal["ts1", "tsinf", "mean"] = "tsinf"
     """Ensemble propagation (PETS Sec. 5); PETS's default is TS-inf."""
     sample: bool = True
     """Sample the Gaussian next state (PETS) instead of taking its mean."""
     gamma: PositiveFraction = 1.0
     """Discount inside the horizon. PETS sums undiscounted rewards."""
-    model_bf16: bool = False
-    """Run the ensemble's forward passes (training and planning) under bf16 autocast; weights,
-    optimizer state and outputs stay float32. Off: PETS trains and plans in fp32."""
-    learn_reward: bool = False
-    """Plan with a learned reward head instead of the task's ``reward_fn`` (PETS uses the known
-    reward function)."""
-
-    def ensemble_config(self) -> EnsembleConfig:
-        return dataclasses.replace(
-            super().ensemble_config(), bf16=self.model_bf16, learn_reward=self.learn_reward
-        )
 
 
-class MPCAgent(DataLoopHooks, Algorithm):
+class MPCAgent(LearnedModelHooks, Algorithm):
     """MPC over a planning model (:mod:`algorithms.planners.models`). Subclasses choose the
     optimizer (:meth:`make_optimizer`) and may bring another model (:meth:`make_planning_model`)."""
 
@@ -103,12 +89,10 @@ class MPCAgent(DataLoopHooks, Algorithm):
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         super().check_task(task, config)
         assert isinstance(config, MPCConfig)
-        if config.model == "true" and not (
-            task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)
-        ):
+        if config.oracle and not (task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)):
             raise ConfigError(
-                f"{cls.name} with model='true' needs the task's torch dynamics or its MuJoCo "
-                f"simulator; task {task.name!r} has neither. Use model='learned' or a task with "
+                f"{cls.name} with oracle=true needs the task's torch dynamics or its MuJoCo "
+                f"simulator; task {task.name!r} has neither. Use oracle=false or a task with "
                 "'dynamics' or 'simulator' (see `make list`)."
             )
 
@@ -119,10 +103,8 @@ class MPCAgent(DataLoopHooks, Algorithm):
         dev = ctx.device
         self.low = torch.as_tensor(task.act_low, dtype=torch.float32, device=dev)
         self.high = torch.as_tensor(task.act_high, dtype=torch.float32, device=dev)
-        self.data: ModelDataLoop | None = (
-            config.data_loop(task, ctx) if config.model == "learned" else None
-        )
-        """The learned model's data loop (``model="learned"`` only)."""
+        self.data: LearnedModel | None = None if config.oracle else config.learned_model(task, ctx)
+        """The learned model: ensemble, replay, probe, refit schedule (``None`` with ``oracle``)."""
         self.planning_model: PlanningModel = self.make_planning_model()
         """Where the objectives come from (chosen once, by :meth:`make_planning_model`)."""
         # one warm-start slot per kind of episode: evaluation may interleave with a training
@@ -147,8 +129,8 @@ class MPCAgent(DataLoopHooks, Algorithm):
 
     # ------------------------------------------------------------------ planning
     def make_planning_model(self) -> PlanningModel:
-        """The model behind the objective: the data loop's ensemble (``model="learned"``), the
-        task's torch dynamics, or its MuJoCo simulator (``model="true"``). A subclass with another
+        """The model behind the objective: the data loop's ensemble (by default), the task's
+        torch dynamics, or its MuJoCo simulator (``oracle=True``). A subclass with another
         kind of model (e.g. a latent world model) overrides this."""
         task, cfg, dev = self.task, self.cfg, self.ctx.device
         if self.data is not None:
@@ -215,7 +197,7 @@ class MPCAgent(DataLoopHooks, Algorithm):
 
     def eval_metrics(self) -> Mapping[str, float]:
         """The planner's statistics since the previous evaluation (the model's refits are logged
-        by ``on_episode_end``, :class:`~algorithms.models.data_loop.ModelDataLoop`)."""
+        by ``on_episode_end``, :class:`~algorithms.models.learned.LearnedModel`)."""
         out: dict[str, float] = {}
         if self._plan_count:
             out.update({k: v / self._plan_count for k, v in self._plan_sums.items()})

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,38 +43,38 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 @dataclass(frozen=True)
 class SACLearnerConfig:
-    """The learner's hyperparameters. Defaults: Haarnoja et al. 2018b, Table 1 (and softlearning).
+    """The SAC hyperparameters, written once. "Table 1" is Haarnoja et al. 2018b ("Soft
+    Actor-Critic Algorithms and Applications", arXiv:1812.05905), "softlearning" its official code
+    (``examples/development/variants.py``); MBPO's code (jannerm/mbpo ``examples/development/
+    base.py``) uses the same values.
 
-    Plugins that embed a SAC learner (``sac``, MBPO, ...) keep these fields, under the same names,
-    in their own flat config and build this with :meth:`from_config`.
+    The ``sac`` plugin's config extends this class (flat keys: ``sac.lr``); the model-based SAC
+    agents nest it (``sac: SACLearnerConfig``; ``SET mbpo.sac.lr=...``).
     """
 
     lr: PositiveFloat = 3e-4
-    """Adam learning rate of actor, critics and temperature (Table 1: 3e-4)."""
+    """Adam learning rate of actor, critics and temperature (Table 1: 3e-4; MBPO ``base.py``)."""
     gamma: PositiveFraction = 0.99
-    """Discount (Table 1: 0.99)."""
+    """Discount (Table 1: 0.99; MBPO configs ``discount: 0.99``)."""
     tau: PositiveFraction = 0.005
     """Polyak coefficient of the target critics, updated every gradient step (Table 1: 0.005,
     target update interval 1)."""
     batch_size: PositiveInt = 256
-    """Minibatch size (Table 1: 256). The learner uses the batch it gets; callers sample this."""
+    """Minibatch size (Table 1: 256; MBPO ``sampler_params.batch_size: 256``). The learner uses
+    the batch it gets; callers sample this."""
     hidden: PositiveInt = 256
-    """Hidden units per layer of actor and critics (Table 1: 256)."""
+    """Hidden units per layer of actor and critics (Table 1: 256; MBPO ``base.py`` ``M = 256``)."""
     layers: NonNegativeInt = 2
     """Hidden layers of actor and critics (Table 1: 2), ReLU (Table 1)."""
     target_entropy: float | None = None
-    """Entropy target of the temperature loss; ``None`` = ``-|A|`` (Table 1: -dim(A))."""
+    """Entropy target of the temperature loss; ``None``: the plugin's per-task value, by default
+    ``-|A|`` (Table 1: -dim(A); softlearning ``target_entropy='auto'``), resolved per task."""
     init_alpha: PositiveFloat = 1.0
     """Initial temperature (softlearning: ``log_alpha`` initialised to 0)."""
     autotune_alpha: bool = True
     """Learn ``alpha`` (Haarnoja et al. 2018b, Sec. 5); False keeps ``init_alpha`` fixed."""
     bf16: bool = False
     """Run the network passes under bfloat16 autocast (losses stay float32). Not in the paper."""
-
-    @classmethod
-    def from_config(cls, config: Any) -> SACLearnerConfig:
-        """Pick this class's fields, by name, from any config object that carries them."""
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Adam:
@@ -129,7 +129,7 @@ class SACLearner:
     Args:
         obs_dim, act_dim: sizes ``O`` and ``A``.
         act_low, act_high: ``[A]`` env action bounds (finite).
-        cfg: hyperparameters (any object with :class:`SACLearnerConfig`'s fields).
+        cfg: hyperparameters (a :class:`SACLearnerConfig`, or a plugin config extending it).
         device: where networks live and :meth:`update` computes.
         generator: CPU ``torch.Generator`` for the actor's noise (never the global RNG). On a
             non-CPU device a device generator is seeded from it once, so sampling stays on device.
@@ -144,12 +144,11 @@ class SACLearner:
         act_dim: int,
         act_low: np.ndarray | torch.Tensor,
         act_high: np.ndarray | torch.Tensor,
-        cfg: Any,
+        cfg: SACLearnerConfig,
         device: torch.device | str,
         generator: torch.Generator,
         obs_dims: tuple[int, ...] | None = None,
     ) -> None:
-        cfg = cfg if isinstance(cfg, SACLearnerConfig) else SACLearnerConfig.from_config(cfg)
         self.cfg = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.device = torch.device(device)

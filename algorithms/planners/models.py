@@ -111,7 +111,7 @@ class EnsembleModel(StepModel):
 
     Args:
         ensemble: the model (fitted elsewhere, e.g. by a
-            :class:`~algorithms.models.data_loop.ModelDataLoop`; read at every call).
+            :class:`~algorithms.models.learned.LearnedModel`; read at every call).
         task: the task (``reward_fn``, ``termination_fn``; a reward head replaces ``reward_fn``
             when the ensemble learns the reward).
         propagation: ``"ts1"``, ``"tsinf"`` or ``"mean"`` (PETS Sec. 5).
@@ -175,7 +175,7 @@ class SimulatorModel:
     def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
         if info is None or "sim_state" not in info:
             raise RuntimeError(
-                "model='true' on a MuJoCo task needs info['sim_state']: pass the env's step "
+                "oracle=true on a MuJoCo task needs info['sim_state']: pass the env's step "
                 "info to act(obs, info=info)"
             )
         o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)

@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.models.ensemble import EnsembleConfig, ProbabilisticEnsemble
+from algorithms.models.ensemble import ProbabilisticEnsemble
+from algorithms.models.ensemble_config import EnsembleConfig
 
 #: (name, obs_dim, act_dim): a cartpole-sized and a HalfCheetah-sized problem.
 CASES: tuple[tuple[str, int, int], ...] = (("cartpole", 5, 1), ("halfcheetah", 18, 6))

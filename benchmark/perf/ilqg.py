@@ -34,10 +34,10 @@ from algorithms.ilqg import ILQG, ILQGConfig
 from envs import TASKS
 
 SOURCES = {
-    "pendulum": ("pendulum", {"model": "true"}),
-    "cartpole": ("cartpole_swingup", {"model": "true"}),
-    "double_pendulum": ("inverted_double_pendulum", {"model": "true"}),
-    "pendulum_learned": ("pendulum", {"model": "learned", "model_max_epochs": 5}),
+    "pendulum": ("pendulum", {"oracle": True}),
+    "cartpole": ("cartpole_swingup", {"oracle": True}),
+    "double_pendulum": ("inverted_double_pendulum", {"oracle": True}),
+    "pendulum_learned": ("pendulum", {"oracle": False, "model.max_epochs": 5}),
 }
 
 

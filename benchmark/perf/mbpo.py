@@ -5,8 +5,8 @@ not timed), then runs ``--steps`` env steps (default 250: one model-training per
 ``mbpo`` plugin and times each phase, amortized per env step:
 
 - ``env + act``: the policy's action and ``env.step``;
-- ``model training``: one refit per ``model_train_freq`` steps (holdout early stopping);
-- ``model rollouts``: ``rollouts_per_step * model_train_freq`` branched rollouts per refit;
+- ``model training``: one refit per ``model.train_every`` steps (holdout early stopping);
+- ``model rollouts``: ``rollouts_per_step * model.train_every`` branched rollouts per refit;
 - ``SAC updates``: ``G`` gradient steps per env step (minibatch sampling included).
 
 Achieved GFLOP/s are the matmul FLOPs (``torch.utils.flop_counter``) over the measured time. The
@@ -15,7 +15,7 @@ hyperparameters::
 
     python -m benchmark.perf.mbpo --task inverted_pendulum --threads 2
     python -m benchmark.perf.mbpo --task inverted_pendulum --threads 2 --bf16
-    python -m benchmark.perf.mbpo --task hopper --threads 2 --set updates_per_step=40 hidden=512
+    python -m benchmark.perf.mbpo --task hopper --threads 2 --set updates_per_step=40 sac.hidden=512
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     overrides.update({"initial_random_steps": args.init_steps})
     if args.bf16:
-        overrides.update({"bf16": True, "model_bf16": True})
+        overrides.update({"sac.bf16": True, "model.bf16": True})
     cfg = apply_overrides(MBPOConfig(), overrides)
     ctx = RunContext.from_seed(args.seed, device=args.device)
     agent = MBPOAgent(task, cfg, ctx)
@@ -74,7 +74,8 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
     agent.rollout_model()
     agent.train_policy()
 
-    assert c.updates_per_step is not None and c.model_train_freq is not None
+    every = c.model.train_every
+    assert c.updates_per_step is not None and every is not None
     t = {"env + act": 0.0, "model training": 0.0, "model rollouts": 0.0, "SAC updates": 0.0}
     model_batches, fit_epochs = 0, []
     for i in range(args.steps):
@@ -82,15 +83,15 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
         env_step(True)
         t1 = time.perf_counter()
         t["env + act"] += t1 - t0
-        if i % c.model_train_freq == c.model_train_freq - 1:
+        if i % every == every - 1:
             fit = agent.data.fit()
             t2 = time.perf_counter()
             agent.rollout_model()
             t3 = time.perf_counter()
             t["model training"] += t2 - t1
             t["model rollouts"] += t3 - t2
-            n_train = int(len(agent.buffer) * (1 - c.holdout_ratio))
-            model_batches += int(fit["model_epochs"]) * math.ceil(n_train / c.model_batch_size)
+            n_train = int(len(agent.buffer) * (1 - c.model.holdout_ratio))
+            model_batches += int(fit["model_epochs"]) * math.ceil(n_train / c.model.batch_size)
             fit_epochs.append(int(fit["model_epochs"]))
             t1 = t3
         agent.train_policy()
@@ -101,7 +102,7 @@ def profile(args: argparse.Namespace) -> dict[str, float]:
     # FLOPs: one SAC update, one model minibatch (forward + backward)
     b = agent.sample_batches(1)
     sac_flops = _flops(lambda: agent.learner.update(Batch(*(x[0] for x in b))))
-    e, bs, dev = c.ensemble_size, c.model_batch_size, agent.model.device
+    e, bs, dev = c.model.members, c.model.batch_size, agent.model.device
     x = torch.randn(e, bs, agent.model.in_dim, device=dev)
     y = torch.randn(e, bs, agent.model.out_dim, device=dev)
     model_flops = _flops(lambda: agent.model.loss(x, y)[0].backward())
@@ -127,7 +128,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast for SAC and the model")
-    p.add_argument("--set", nargs="*", default=[], help="MBPOConfig overrides, key=value")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        help="MBPOConfig overrides, key=value (dotted paths: sac.lr=1e-3 model.hidden=400)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     r = profile(args)

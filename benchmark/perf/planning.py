@@ -4,7 +4,7 @@ Defaults are the settings of the side-by-side with mbrl-lib (its PETS cart-pole 
 ``benchmark/perf/peers/mbrl_lib_planning_step.py`` in the peer's own venv): ensemble of 7 Gaussian MLPs
 with 4 hidden layers of 200 and 5 elites, population 500, horizon 15, 5 CEM iterations, 20
 particles, TS-inf, on the cart-pole swing-up. Prints milliseconds per planning step and the
-achieved GFLOP/s, in float32 and with the bf16 inference path (``model_bf16``), on the CPU with
+achieved GFLOP/s, in float32 and with the bf16 inference path (``model.bf16``), on the CPU with
 ``--threads`` threads and on CUDA when available::
 
     python -m benchmark.perf.planning                 # 2 threads, fp32 and bf16, + CUDA if any
@@ -44,10 +44,10 @@ def bench(args: argparse.Namespace, device: str, bf16: bool) -> dict[str, float]
     cfg = apply_overrides(
         PETSConfig(),
         {
-            "ensemble_size": args.members,
-            "num_elites": args.elites_model,
-            "hidden_size": args.hidden,
-            "num_layers": args.layers,
+            "model.members": args.members,
+            "model.elites": args.elites_model,
+            "model.hidden": args.hidden,
+            "model.layers": args.layers,
             "population": args.population,
             "elites": max(1, args.population // 10),
             "horizon": args.horizon,
@@ -55,7 +55,7 @@ def bench(args: argparse.Namespace, device: str, bf16: bool) -> dict[str, float]
             "particles": args.particles,
             "propagation": args.propagation,
             "epsilon": 0.0,  # always run every iteration
-            "model_bf16": bf16,
+            "model.bf16": bf16,
         },
     )
     agent = PETS(task, cfg, RunContext.from_seed(0, device=torch.device(device)))

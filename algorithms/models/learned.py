@@ -6,9 +6,9 @@ replay of real transitions, the held-out model-error probe and the refit schedul
 - every real transition goes to the replay buffer and to the probe;
 - ``initial_random_steps`` of uniform random actions come first (the plugin asks
   :attr:`LearnedModel.random_phase`); the first fit is at the step that ends them;
-- then a refit every ``fit_every`` env steps counted from there (MBPO's ``model_train_freq``; the
-  planners' optional ``train_every``) and, with ``fit_at_episode_end``, after every training
-  episode (PETS);
+- then a refit every ``model.train_every`` env steps counted from there (MBPO's
+  ``model_train_freq``; optional for the planners) and, with ``fit_at_episode_end``, after
+  every training episode (PETS);
 - before each refit the probe scores the current model on the data it has not been trained on
   (``model_err_h{k}``, :mod:`algorithms.models.diagnostics`);
 - every refit's statistics (``model_err_h{k}``, ``model_holdout_mse``, ``model_train_loss``,
@@ -23,109 +23,97 @@ The plugin owns how it uses :attr:`LearnedModel.model`; this class only feeds an
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 from algorithms.api import (
     AlgoConfig,
-    NonNegativeFloat,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
-    Range,
     RunContext,
     Transition,
 )
 from algorithms.models.diagnostics import ModelErrorProbe
-from algorithms.models.ensemble import (
-    EnsembleConfig,
-    FitResult,
-    ProbabilisticEnsemble,
-    default_weight_decays,
-)
+from algorithms.models.ensemble import FitResult, ProbabilisticEnsemble
+from algorithms.models.ensemble_config import EnsembleConfig, default_weight_decays
 from algorithms.replay.buffer import ReplayBuffer
 from envs.spec import TaskSpec
 
 
 @dataclass(frozen=True)
-class LearnedModelConfig(AlgoConfig):
-    """The learned model's settings of a planner on a :class:`LearnedModel` (the MPC plugins,
-    ``ilqg``): MBPO's ensemble training (jannerm/mbpo ``construct_model``/``BNN.train``: 7
-    members, 5 elites, holdout early stopping) in PETS's data loop (kchua/handful-of-trials
-    ``MPC.py``: one random rollout first, refit after every episode)."""
+class LearnedModelConfig(EnsembleConfig):
+    """A learned model's settings, written once and nested as ``model`` in every learned-model
+    plugin (``SET pets.model.layers=3``, ``SET mbpo.model.hidden=400``): the ensemble's size and
+    training (:class:`~algorithms.models.ensemble.EnsembleConfig`: MBPO's ``construct_model``/
+    ``BNN.train``, 7 members, 5 elites, holdout early stopping; PETS's half-cheetah network),
+    the held-out error probe and the refit schedule. Plugins with other defaults subclass it and
+    redeclare those fields with their sources (PETS: ``PETSModelConfig``; MBPO:
+    ``MBPOModelConfig``)."""
 
+    error_horizons: tuple[PositiveInt, ...] = (1, 5, 10, 25)
+    """Horizons ``k`` of the held-out model-error diagnostic ``model_err_h{k}`` logged at each
+    refit (:mod:`algorithms.models.diagnostics`; in neither paper)."""
+    train_every: NonNegativeInt = 0
+    """Refit every this many env steps, counted from the first fit (0: never on a step count;
+    the planners then refit only after each training episode, as PETS)."""
+
+    def for_task(self, task: TaskSpec) -> LearnedModelConfig:
+        """These settings with the per-task defaults filled in: the weight decays of
+        :func:`~algorithms.models.ensemble.default_weight_decays` for ``layers``, so that
+        ``meta.json`` records them."""
+        if self.weight_decays is not None:
+            return self
+        return dataclasses.replace(self, weight_decays=default_weight_decays(self.layers))
+
+
+@dataclass(frozen=True)
+class PlannerConfig(AlgoConfig):
+    """The settings every planner on a :class:`LearnedModel` has (the MPC plugins, ``ilqg``):
+    the learned model (``model``), PETS's data loop (kchua/handful-of-trials ``MPC.py``: one
+    random rollout first, refit after every episode), or the true model (``oracle``)."""
+
+    renamed: ClassVar[Mapping[str, str]] = {
+        "model": "oracle",
+        "hidden_size": "model.hidden",
+        "num_layers": "model.layers",
+        "ensemble_size": "model.members",
+        "num_elites": "model.elites",
+        "model_lr": "model.lr",
+        "model_batch_size": "model.batch_size",
+        "model_weight_decays": "model.weight_decays",
+        "model_max_epochs": "model.max_epochs",
+        "holdout_ratio": "model.holdout_ratio",
+        "model_bf16": "model.bf16",
+        "learn_reward": "model.learn_reward",
+        "model_error_horizons": "model.error_horizons",
+        "train_every": "model.train_every",
+    }
+
+    oracle: bool = False
+    """Plan with the true model instead of a learned one: the task's torch ``dynamics``, or for
+    MuJoCo tasks the simulator itself (the oracle ablation; ``model`` is then unused)."""
+    model: LearnedModelConfig = field(default_factory=LearnedModelConfig)
+    """The learned model: MBPO's ensemble training (7 members, 5 elites, 4 x 200, holdout early
+    stopping) with the task's reward function (PETS plans with the known reward)."""
     initial_random_steps: NonNegativeInt | None = None
     """Uniform random env steps before the first fit. ``None``: one episode of the task (PETS
     starts from one random rollout, ``ninit_rollouts=1``), resolved per task (:meth:`for_task`)."""
-    train_every: NonNegativeInt = 0
-    """Also refit every this many env steps, counted from the first fit (0: only after each
-    training episode, as PETS)."""
     buffer_size: PositiveInt = 1_000_000
     """Replay capacity (PETS keeps all data)."""
-    ensemble_size: PositiveInt = 7
-    """Ensemble members. MBPO ``num_networks=7`` (jannerm/mbpo ``construct_model``)."""
-    num_elites: PositiveInt = 5
-    """Members used for prediction, the best on the holdout. MBPO ``num_elites=5``."""
-    hidden_size: PositiveInt = 200
-    """Hidden units. MBPO ``hidden_dim=200``; PETS half-cheetah ``nn_constructor`` (200)."""
-    num_layers: NonNegativeInt = 4
-    """Hidden layers. MBPO / PETS half-cheetah (4 FC-200)."""
-    model_lr: PositiveFloat = 1e-3
-    """Adam learning rate. MBPO and PETS (``learning_rate=0.001``)."""
-    model_batch_size: PositiveInt = 256
-    """Minibatch per member. MBPO ``batch_size=256``."""
-    model_weight_decays: tuple[NonNegativeFloat, ...] | None = None
-    """Per-layer L2 (``num_layers + 1`` values). ``None``: MBPO's / PETS half-cheetah's
-    ``(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)`` for 4 layers (a linear ramp otherwise), resolved
-    by :meth:`for_task`."""
-    model_max_epochs: NonNegativeInt = 0
-    """Cap on epochs per fit (0: no cap, MBPO's holdout early stopping alone)."""
-    holdout_ratio: Annotated[float, Range(ge=0, lt=1)] = 0.2
-    """Holdout fraction for early stopping and elites. MBPO ``holdout_ratio=0.2``."""
-    model_error_horizons: tuple[PositiveInt, ...] = (1, 5, 10, 25)
-    """Horizons ``k`` of the held-out model-error diagnostic ``model_err_h{k}`` logged before each
-    refit (:mod:`algorithms.models.diagnostics`; not part of PETS)."""
 
-    def for_task(self, task: TaskSpec) -> LearnedModelConfig:
+    def for_task(self, task: TaskSpec) -> PlannerConfig:
         """This config with the fields left ``None`` decided for ``task`` (the values the data
         loop would otherwise pick itself), so that ``meta.json`` records them."""
-        fill: dict[str, Any] = {}
+        fill: dict[str, Any] = {"model": self.model.for_task(task)}
         if self.initial_random_steps is None:
             fill["initial_random_steps"] = task.max_episode_steps
-        if self.model_weight_decays is None:
-            fill["model_weight_decays"] = default_weight_decays(self.num_layers)
         return dataclasses.replace(self, **fill)
 
-    def ensemble_config(self) -> EnsembleConfig:
-        """The ensemble these fields describe (fp32, the task's reward function)."""
-        return EnsembleConfig(
-            members=self.ensemble_size,
-            elites=self.num_elites,
-            hidden=self.hidden_size,
-            layers=self.num_layers,
-            weight_decays=self.model_weight_decays,
-            lr=self.model_lr,
-            batch_size=self.model_batch_size,
-            holdout_ratio=self.holdout_ratio,
-            max_epochs=self.model_max_epochs or None,
-        )
-
-    def data_loop(self, task: TaskSpec, ctx: RunContext, device: Any = None) -> LearnedModel:
+    def learned_model(self, task: TaskSpec, ctx: RunContext, device: Any = None) -> LearnedModel:
         """The learned model of a trial: this ensemble, replay, probe and fit schedule (a refit
-        after every training episode, as PETS, and every ``train_every`` steps)."""
-        return LearnedModel(
-            task,
-            self.ensemble_config(),
-            ctx,
-            buffer_size=self.buffer_size,
-            error_horizons=self.model_error_horizons,
-            initial_random_steps=self.initial_random_steps,
-            fit_every=self.train_every,
-            fit_at_episode_end=True,
-            report="episode_end",
-            device=device,
-        )
+        after every training episode, as PETS, and every ``model.train_every`` steps)."""
+        return LearnedModel.from_config(task, self, ctx, device=device)
 
 
 class LearnedModel:
@@ -133,12 +121,11 @@ class LearnedModel:
 
     Args:
         task: the task (ensemble and probe are built for its observation layout).
-        config: the ensemble's settings.
+        config: the model's settings: the ensemble, the error probe's ``error_horizons`` and the
+            refit interval ``train_every`` (env steps after the first fit; 0: never).
         ctx: the trial's context (generators, device, step budget for the buffer's size).
         buffer_size: replay capacity (capped at the trial's step budget).
-        error_horizons: horizons of the held-out model-error diagnostic.
         initial_random_steps: random env steps before the first fit (``None``: one episode).
-        fit_every: also refit every this many env steps after the first fit (0: never).
         fit_at_episode_end: refit after every training episode (PETS), unless still random or
             just refitted.
         report: where a refit's statistics are returned: ``"update"`` (at its step) or
@@ -146,16 +133,29 @@ class LearnedModel:
         device: where the ensemble lives (``None``: the trial's device).
     """
 
+    @classmethod
+    def from_config(
+        cls, task: TaskSpec, config: Any, ctx: RunContext, **kwargs: Any
+    ) -> LearnedModel:
+        """From a plugin config with a nested ``model`` (:class:`LearnedModelConfig`),
+        ``buffer_size`` and ``initial_random_steps``; ``kwargs`` set the schedule."""
+        return cls(
+            task,
+            config.model,
+            ctx,
+            buffer_size=config.buffer_size,
+            initial_random_steps=config.initial_random_steps,
+            **kwargs,
+        )
+
     def __init__(
         self,
         task: TaskSpec,
-        config: EnsembleConfig,
+        config: LearnedModelConfig,
         ctx: RunContext,
         *,
         buffer_size: int,
-        error_horizons: Sequence[int],
         initial_random_steps: int | None = None,
-        fit_every: int = 0,
         fit_at_episode_end: bool = True,
         report: Literal["update", "episode_end"] = "episode_end",
         device: Any = None,
@@ -166,11 +166,12 @@ class LearnedModel:
             task, config, ctx.device if device is None else device
         )
         self.buffer = ReplayBuffer.for_trial(buffer_size, task.obs_dim, task.act_dim, ctx)
-        self.probe = ModelErrorProbe.for_task(task, error_horizons)
+        self.probe = ModelErrorProbe.for_task(task, config.error_horizons)
         self.initial_random_steps = (
             task.max_episode_steps if initial_random_steps is None else initial_random_steps
         )
-        self.fit_every = fit_every
+        assert config.train_every is not None, "resolve the config for a task first"
+        self.fit_every = config.train_every
         self.fit_at_episode_end = fit_at_episode_end
         self.report = report
         self.env_steps = 0
@@ -261,7 +262,7 @@ class LearnedModel:
         self.probe.load_state_dict(state["probe"])
 
 
-class DataLoopHooks:
+class LearnedModelHooks:
     """The :class:`~algorithms.api.Algorithm` hooks of a planner whose learned model, if any, is a
     :class:`LearnedModel` in ``self.data`` (``None`` on the true model: the hooks do nothing).
     Put it before ``Algorithm`` in the bases."""
@@ -279,9 +280,9 @@ class DataLoopHooks:
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
-        """The per-task values of the learned model's fields (:meth:`LearnedModelConfig.for_task`;
+        """The per-task values of the learned model's fields (:meth:`PlannerConfig.for_task`;
         unused on a true model, but recorded all the same)."""
-        assert isinstance(config, LearnedModelConfig)
+        assert isinstance(config, PlannerConfig)
         return config.for_task(task)
 
     def _in_random_phase(self) -> bool:
@@ -296,7 +297,3 @@ class DataLoopHooks:
 
     def on_episode_end(self) -> Mapping[str, float]:
         return {} if self.data is None else self.data.on_episode_end()
-
-
-ModelDataLoop = LearnedModel
-"""Former name of :class:`LearnedModel` (kept while the planners move over)."""
