@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -65,6 +66,13 @@ def cli(python: str, cli_env: dict[str, str]) -> Callable[..., subprocess.Comple
     return run
 
 
+def _terminal_sigint() -> None:
+    """SIGINT as a terminal leaves it: a test suite started in the background (``cmd &``, nohup)
+    inherits SIGINT ignored, and Python keeps an ignored SIGINT ignored, so the Ctrl-C tests
+    would send a signal nobody receives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def spawn_cli(python: str, cli_env: dict[str, str]) -> Callable[..., subprocess.Popen]:
     """``spawn_cli("run", ...)`` starts ``python -m benchmark`` in the background, in its own
@@ -81,12 +89,12 @@ def spawn_cli(python: str, cli_env: dict[str, str]) -> Callable[..., subprocess.
         if log is None:
             return subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, start_new_session=True,
+                text=True, start_new_session=True, preexec_fn=_terminal_sigint,
             )  # fmt: skip
         with log.open("w") as out:
             return subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                text=True, start_new_session=True,
+                text=True, start_new_session=True, preexec_fn=_terminal_sigint,
             )  # fmt: skip
 
     return spawn
