@@ -20,6 +20,7 @@ class with these two members.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -48,7 +49,7 @@ class PlanningModel(Protocol):
         ...
 
 
-class StepModel:
+class StepModel(ABC):
     """A model stepped one horizon step at a time by :func:`rollout` (base of
     :class:`DynamicsModel` and :class:`EnsembleModel`).
 
@@ -68,10 +69,10 @@ class StepModel:
     def ready(self) -> bool:
         return True
 
+    @abstractmethod
     def step_fn(self) -> StepFn:
         """The step function of ONE objective call (a fresh one per call: ``tsinf`` draws its
         particle assignment on the first step of each rollout)."""
-        raise NotImplementedError
 
     def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
         o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
