@@ -21,6 +21,8 @@ for _name, _ref in {
     "pets": "algorithms.pets:PETS",
     "mbpo": "algorithms.mbpo:MBPOAgent",
     "dyna": "algorithms.dyna:DynaAgent",
+    "mve": "algorithms.mve:MVEAgent",
+    "steve": "algorithms.steve:STEVEAgent",
     "ilqg": "algorithms.ilqg:ILQG",
     "pilco": "algorithms.pilco:PILCO",
 }.items():

@@ -7,6 +7,10 @@ step) and returns the observations ``env.step`` would have returned::
     sim = SimulatorRollout(task)          # task: TaskSpec with Capability.SIMULATOR
     obs_seq = sim(info["sim_state"], actions)   # [S] float64, [N, H, A] -> [N, H + 1, O]
 
+and, for closed-loop oracle rollouts of a policy, one env step from ``N`` *different* states::
+
+    next_states, next_obs = sim.step(states, actions)   # [N, S], [N, A] -> [N, S], [N, O]
+
 How it reproduces ``env.step``:
 
 - every env step is ``frame_skip`` ``mj_step``\\ s with ``data.ctrl = action`` held (Gymnasium's
@@ -117,9 +121,14 @@ class SimulatorRollout:
         nthread: CPU threads. ``1`` (default: one benchmark trial gets one CPU) runs on the calling
             thread; ``k > 1`` uses a pool of ``k`` threads and ``k`` ``mjData``.
 
+    Attributes:
+        state_dim: ``S``, the length of a ``mjSTATE_FULLPHYSICS`` vector of this task (what
+            ``info["sim_state"]`` holds; ``[S]`` for :meth:`__call__`, ``[N, S]`` for :meth:`step`).
+        act_dim: ``A``, the number of actuators (``model.nu``, equal to the task's ``act_dim``).
+
     Buffers (initial states, controls, every physics substep's state, observations) are allocated
-    on the first call and reused while ``(N, H)`` stay the same; the returned tensor is always a
-    fresh one. Not thread-safe: use one instance per thread.
+    on the first call and reused while ``(N, H)`` stay the same (:meth:`step` uses ``H = 1``); the
+    returned tensors are always fresh ones. Not thread-safe: use one instance per thread.
     """
 
     def __init__(self, task: TaskSpec, *, nthread: int = 1) -> None:
@@ -202,6 +211,37 @@ class SimulatorRollout:
                 stage[i, t] = read(m, d)
         return stage
 
+    def _roll(self, act: np.ndarray) -> np.ndarray:
+        """Roll ``self._init`` ``[N, S]`` (one start state per row) forward under ``act``
+        ``[N, H, A]`` float64 in one ``mujoco.rollout`` call; fills ``self._states`` and
+        ``self._obs[:, 1:]`` and returns ``[N, H, S]``, the state after every env step (a view of
+        ``self._states``). Shared by :meth:`__call__` and :meth:`step`."""
+        n, h, _ = act.shape
+        fs = self.frame_skip
+        self._ctrl.reshape(n, h, fs, self.act_dim)[:] = act[:, :, None, :]
+        self._pool.rollout(
+            self._models,
+            self._datas,
+            self._init,
+            self._ctrl,
+            control_spec=self._ctrl_spec,
+            skip_checks=True,
+            nstep=h * fs,
+            initial_warmstart=None,
+            state=self._states,
+            sensordata=None,
+            chunk_size=None,
+        )
+        steps = self._states[:, fs - 1 :: fs]  # [N, H, S]: the state after every env step
+        stage = None if self._stage_fn is None else self._replay_stages(n, h, act)
+        self._obs[:, 1:] = self._obs_fn(steps[..., self._qpos], steps[..., self._qvel], stage)
+        return steps
+
+    @staticmethod
+    def _out_dtype(actions: torch.Tensor) -> torch.dtype:
+        """Returned observations take ``actions``' dtype (``float32`` for integer actions)."""
+        return actions.dtype if actions.is_floating_point() else torch.float32
+
     # --- the call ---------------------------------------------------------------------------
 
     def __call__(
@@ -232,32 +272,59 @@ class SimulatorRollout:
             )
         n, h, _ = actions.shape
         self._buffers(n, h)
-        fs = self.frame_skip
-        act = actions.detach().to("cpu", torch.float64).numpy()
         self._init[:] = state
-        self._ctrl.reshape(n, h, fs, self.act_dim)[:] = act[:, :, None, :]
-        self._pool.rollout(
-            self._models,
-            self._datas,
-            self._init,
-            self._ctrl,
-            control_spec=self._ctrl_spec,
-            skip_checks=True,
-            nstep=h * fs,
-            initial_warmstart=None,
-            state=self._states,
-            sensordata=None,
-            chunk_size=None,
-        )
-        steps = self._states[:, fs - 1 :: fs]  # [N, H, S]: the state after every env step
-        stage = None if self._stage_fn is None else self._replay_stages(n, h, act)
-        self._obs[:, 1:] = self._obs_fn(steps[..., self._qpos], steps[..., self._qvel], stage)
+        self._roll(actions.detach().to("cpu", torch.float64).numpy())
         if obs is None:
             self._obs[:, 0] = self.observation(state)
         else:
             self._obs[:, 0] = torch.as_tensor(obs).detach().to("cpu", torch.float64).numpy()
-        dtype = actions.dtype if actions.is_floating_point() else torch.float32
+        dtype = self._out_dtype(actions)
         return torch.from_numpy(self._obs).to(device=actions.device, dtype=dtype, copy=True)
+
+    def step(
+        self, states: np.ndarray | torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One env step from each of ``N`` different states (closed-loop oracle rollouts).
+
+        Row ``i`` is exactly ``env.step(actions[i])`` from ``states[i]``: ``frame_skip``
+        ``mj_step``\\ s with the control held, all rows in one ``mujoco.rollout`` call (per-row
+        initial states), stage values replayed as in :meth:`__call__`. Call it again on the returned
+        states to roll a policy forward.
+
+        Args:
+            states: ``[N, S]`` ``mjSTATE_FULLPHYSICS`` vectors, one per row (``info["sim_state"]``,
+                :func:`envs.wrappers.get_sim_state`, or a previous call's ``next_states``); any
+                float dtype and device, used as float64 (store them in float64: float32 rounds
+                ``qpos``).
+            actions: ``[N, A]`` env-unit actions (any float dtype, any device).
+
+        Returns:
+            ``(next_states, next_obs)``: ``[N, S]`` float64 on CPU, and ``[N, O]`` in ``actions``'
+            dtype and device, both fresh tensors (no buffer aliasing).
+        """
+        if actions.ndim != 2 or actions.shape[-1] != self.act_dim:
+            raise ValueError(
+                f"actions must be [N, {self.act_dim}] (one action per state), "
+                f"got {tuple(actions.shape)}"
+            )
+        if isinstance(states, torch.Tensor):
+            init = states.detach().to("cpu", torch.float64).numpy()
+        else:
+            init = np.asarray(states, np.float64)
+        n = actions.shape[0]
+        if init.shape != (n, self.state_dim):
+            raise ValueError(
+                f"states must be [N, S] = [{n}, {self.state_dim}] (one mjSTATE_FULLPHYSICS vector "
+                f"of {self.task.name} per action row), got {tuple(init.shape)}"
+            )
+        self._buffers(n, 1)
+        self._init[:] = init
+        act = actions.detach().to("cpu", torch.float64).numpy()[:, None, :]  # [N, 1, A]
+        next_states = torch.from_numpy(self._roll(act)[:, 0].copy())
+        next_obs = torch.from_numpy(self._obs[:, 1]).to(
+            device=actions.device, dtype=self._out_dtype(actions), copy=True
+        )
+        return next_states, next_obs
 
     def close(self) -> None:
         """Stop the thread pool (a later call raises)."""

@@ -74,6 +74,22 @@ SMOKE: dict[str, tuple[str, dict]] = {
         )
         for name in ("mbpo", "dyna")
     },
+    **{
+        name: (
+            "pendulum",
+            {
+                "initial_random_steps": 100,
+                "model.train_every": 100,
+                "updates_per_step": 1,
+                "horizon": 2,
+                "sac.batch_size": 32,
+                "sac.hidden": 32,
+                "model.hidden": 32,
+                "model.max_epochs": 2,
+            },
+        )
+        for name in ("mve", "steve")
+    },
     "ilqg": (
         "pendulum",
         {

@@ -58,6 +58,15 @@ SMALL_MBPO = {
     "model": {"train_every": 100, "hidden": 64, "max_epochs": 20},
 }
 
+#: MVE's and STEVE's loop with the same small networks: 300 random steps, a model fit every 100
+#: steps, 5 SAC updates per step with the value-expansion targets.
+SMALL_VE = {
+    "initial_random_steps": 300,
+    "updates_per_step": 5,
+    "sac": {"batch_size": 64, "hidden": 64},
+    "model": {"train_every": 100, "hidden": 64, "max_epochs": 20},
+}
+
 
 def _final(algo: str, task: str, steps: int, overrides: dict | None = None, seed: int = 0) -> float:
     """Mean return of 3 evaluation episodes after ``steps`` training steps (same fixed starts
@@ -76,7 +85,7 @@ def random_reference(task: str, steps: int) -> float:
 
 
 def test_every_algorithm_has_a_canary():
-    canaries = {"random", "lqr", "sac", "mbpo", "dyna", "ilqg", "pilco", *PLANNERS}
+    canaries = {"random", "lqr", "sac", "mbpo", "dyna", "mve", "steve", "ilqg", "pilco", *PLANNERS}
     assert canaries == set(ALGORITHMS.names()), "add a canary for each new plugin here"
 
 
@@ -130,6 +139,15 @@ def test_model_based_sac_learns_to_balance_the_cartpole(algo, extra):
     ret = _final(algo, BALANCE, 1000, {**SMALL_MBPO, **extra})
     rand = random_reference(BALANCE, 600)
     assert ret >= 60 and ret >= rand + 30, (ret, rand)
+
+
+@pytest.mark.parametrize("algo", ["mve", "steve"])
+def test_value_expansion_learns_to_balance_the_cartpole(algo):
+    """MVE and STEVE with small networks (:data:`SMALL_VE`) after 1000 steps: measured mve 197.7,
+    steve 194.3 (seed 0); random actions ~21."""
+    ret = _final(algo, BALANCE, 1000, SMALL_VE)
+    rand = random_reference(BALANCE, 600)
+    assert ret >= 80 and ret >= rand + 50, (ret, rand)
 
 
 def test_ilqg_swings_up_the_pendulum_in_one_episode():

@@ -3,7 +3,8 @@
 For every task with ``Capability.SIMULATOR``: take ``info["sim_state"]`` after a few random steps,
 roll out ``N = 3`` action sequences of ``H = 5`` steps, one of them the actions the env then takes,
 and compare observations, rewards (``reward_fn`` on consecutive predicted observations) and
-terminations with the env's. Plus the shape/dtype contract, buffer reuse, threads and errors.
+terminations with the env's. Plus the shape/dtype contract, buffer reuse, threads and errors, and
+``SimulatorRollout.step`` (one env step from many states) against ``env.step`` from each state.
 """
 
 from __future__ import annotations
@@ -159,3 +160,117 @@ def test_errors() -> None:
         sim(state, torch.zeros(2, 3, 5))
     with pytest.raises(ValueError, match="sim_state must have"):
         sim(state[:-1], torch.zeros(2, 3, 6))
+
+
+# --- SimulatorRollout.step: one env step from many states ----------------------------------------
+
+#: Tasks for ``step``: no stage values (InvertedPendulum), contacts (Hopper), stage values
+#: (InvertedDoublePendulum's constraint force; Ant's torso x and Reacher's fingertip, which a wrong
+#: stage replay moves by ~1e-3, so they catch it).
+STEP_TASKS = ["inverted_pendulum", "hopper", "inverted_double_pendulum", "ant", "reacher"]
+K = 8
+
+
+def _env_states(name: str, k: int = K, seed: int = 0) -> np.ndarray:
+    """``[k, S]``: ``info["sim_state"]`` along random-action episodes (resets included)."""
+    env = TASKS[name].make_env()
+    env.action_space.seed(seed)
+    _, info = env.reset(seed=seed)
+    states = [info["sim_state"].copy()]
+    while len(states) < k:
+        _, _, terminated, truncated, info = env.step(env.action_space.sample())
+        states.append(info["sim_state"].copy())
+        if terminated or truncated:
+            _, info = env.reset(seed=seed + len(states))
+            states.append(info["sim_state"].copy())
+    env.close()
+    return np.stack(states[:k])
+
+
+def _env_steps(name: str, states: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``env.step(actions[i])`` from each restored ``states[i]``: next states ``[k, S]``, next
+    observations ``[k, O]``."""
+    from envs.wrappers import restore_sim_state
+
+    env = TASKS[name].make_env()
+    env.reset(seed=0)
+    unwrapped = env.unwrapped
+    next_states, next_obs = [], []
+    for state, action in zip(states, actions, strict=True):
+        restore_sim_state(unwrapped.model, unwrapped.data, state)
+        obs, _, _, _, info = env.step(action)
+        next_states.append(info["sim_state"].copy())
+        next_obs.append(obs.copy())
+    env.close()
+    return np.stack(next_states), np.stack(next_obs)
+
+
+def _random_actions(name: str, k: int, seed: int) -> np.ndarray:
+    spec = spec_of(name)
+    return np.random.default_rng(seed).uniform(spec.act_low, spec.act_high, (k, spec.act_dim))
+
+
+@pytest.mark.parametrize("name", STEP_TASKS)
+def test_step_matches_env_from_many_states(name: str) -> None:
+    spec, sim = spec_of(name), sim_of(name)
+    states = _env_states(name)
+    actions = _random_actions(name, K, seed=1)
+    want_states, want_obs = _env_steps(name, states, actions)
+    assert len({s.tobytes() for s in states}) == K  # K different start states
+
+    next_states, next_obs = sim.step(states, torch.as_tensor(actions))
+    assert next_states.shape == (K, sim.state_dim) and next_states.dtype == torch.float64
+    assert next_obs.shape == (K, spec.obs_dim) and next_obs.dtype == torch.float64
+    # the constraint solver's warm start is not in the state: contacts may differ in the last bits
+    np.testing.assert_allclose(next_states.numpy(), want_states, rtol=0, atol=1e-10, err_msg=name)
+    np.testing.assert_allclose(next_obs.numpy(), want_obs, rtol=1e-6, atol=1e-6, err_msg=name)
+    # the inputs' own types: float32 tensors in, float32 observations out, states stay float64
+    states32, obs32 = sim.step(
+        torch.as_tensor(states), torch.as_tensor(actions, dtype=torch.float32)
+    )
+    assert obs32.dtype == torch.float32 and states32.dtype == torch.float64
+    np.testing.assert_allclose(obs32.numpy(), want_obs, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+@pytest.mark.parametrize("name", STEP_TASKS)
+def test_step_chained_equals_open_loop_rollout(name: str) -> None:
+    """Stepping the returned states again is the open-loop ``__call__`` from each start state."""
+    sim = sim_of(name)
+    states = _env_states(name, k=3, seed=2)
+    actions = torch.as_tensor(np.stack([_random_actions(name, 3, seed=s) for s in (3, 4)], 1))
+    mid_states, mid_obs = sim.step(states, actions[:, 0])
+    _, last_obs = sim.step(mid_states, actions[:, 1])
+    for i in range(3):
+        seq = sim(states[i], actions[i : i + 1])[0]  # [3, O]
+        np.testing.assert_allclose(mid_obs[i].numpy(), seq[1].numpy(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(last_obs[i].numpy(), seq[2].numpy(), rtol=0, atol=1e-12)
+
+
+def test_step_results_are_not_aliased_and_observation_works() -> None:
+    name = "hopper"
+    sim = sim_of(name)
+    states = _env_states(name, k=4, seed=5)
+    actions = torch.as_tensor(_random_actions(name, 4, seed=6))
+    next_states, next_obs = sim.step(states, actions)
+    kept = next_states.clone(), next_obs.clone()
+    sim.step(states, -actions)  # same N: the buffers are reused
+    assert torch.equal(next_states, kept[0]) and torch.equal(next_obs, kept[1])
+    # observation(sim_state) is the observation of each returned state (Hopper: no stage values)
+    for state, obs in zip(next_states.numpy(), next_obs.numpy(), strict=True):
+        np.testing.assert_allclose(sim.observation(state), obs, rtol=0, atol=1e-12)
+
+
+def test_step_errors() -> None:
+    sim = sim_of("hopper")
+    states = _env_states("hopper", k=2)
+    a = sim.act_dim
+    with pytest.raises(ValueError, match=r"actions must be \[N, 3\] \(one action per state\)"):
+        sim.step(states, torch.zeros(2, 1, a))
+    with pytest.raises(ValueError, match=r"actions must be \[N, 3\]"):
+        sim.step(states, torch.zeros(2, a + 1))
+    with pytest.raises(ValueError, match=rf"states must be \[N, S\] = \[2, {sim.state_dim}\]"):
+        sim.step(states[:, :-1], torch.zeros(2, a))
+    with pytest.raises(ValueError, match=r"states must be \[N, S\] = \[3, "):
+        sim.step(states, torch.zeros(3, a))  # one state per action row
+    with pytest.raises(ValueError, match=r"states must be \[N, S\]"):
+        sim.step(states[0], torch.zeros(1, a))  # a single [S] state needs a leading axis

@@ -40,7 +40,7 @@ from algorithms.api import (
     Transition,
     apply_overrides,
 )
-from algorithms.learners.sac import SACLearner, SACLearnerConfig
+from algorithms.learners.sac import CriticTargets, SACLearner, SACLearnerConfig
 from algorithms.models.ensemble import ProbabilisticEnsemble
 from algorithms.models.learned import LearnedModel, LearnedModelConfig
 from algorithms.replay.buffer import Batch, ReplayBuffer
@@ -206,9 +206,10 @@ class ModelBasedSAC(Algorithm):
         b = self.buffer.sample(g * bs)
         return Batch(*(x.reshape(g, bs, *x.shape[1:]) for x in b))
 
-    def critic_targets(self, batch: Batch) -> torch.Tensor | None:
-        """``[B]`` critic regression targets for ``batch``; ``None``: SAC's one-step soft TD
-        target (value expansion returns its k-step targets here)."""
+    def critic_targets(self, batch: Batch) -> torch.Tensor | CriticTargets | None:
+        """What the critics regress on for ``batch``: ``None``, SAC's one-step soft TD target;
+        a ``[B]`` target (STEVE); or :class:`~algorithms.learners.sac.CriticTargets` rows (MVE:
+        the real and the imagined transitions with their k-step targets)."""
         return None
 
     def train_policy(self) -> dict[str, float]:

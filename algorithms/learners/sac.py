@@ -14,8 +14,8 @@ does through its action-rescaling wrapper). :meth:`SACLearner.act` returns env u
 env units, so callers never rescale. Log-probabilities, entropies and the target entropy ``-|A|``
 are those of the normalised action.
 
-Twin critics are one :class:`~algorithms.models.layers.EnsembleMLP` with two members, so both Q
-functions run as one batched op per layer (the target critic likewise).
+The critics (twin by default) are one :class:`~algorithms.models.layers.EnsembleMLP`, so every Q
+function runs in one batched op per layer (the target critics likewise).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from algorithms.api import NonNegativeInt, PositiveFloat, PositiveFraction, Posi
 from algorithms.models.layers import EnsembleMLP
 from algorithms.replay.buffer import Batch
 
-__all__ = ["SACLearner", "SACLearnerConfig", "SquashedGaussianActor"]
+__all__ = ["CriticTargets", "SACLearner", "SACLearnerConfig", "SquashedGaussianActor"]
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Clamp of the actor's log standard deviation (softlearning ``SCALE_DIAG_MIN_MAX``)."""
@@ -75,6 +75,25 @@ class SACLearnerConfig:
     """Learn ``alpha`` (Haarnoja et al. 2018b, Sec. 5); False keeps ``init_alpha`` fixed."""
     bf16: bool = False
     """Run the network passes under bfloat16 autocast (losses stay float32). Not in the paper."""
+    critics: PositiveInt = 2
+    """Q functions, one batched ensemble; targets and the actor take their minimum (Table 1: 2,
+    clipped double Q). STEVE's paper form uses 4 (its Q ensemble, ``steve.sac.critics=4``)."""
+
+
+class CriticTargets(NamedTuple):
+    """Critic regression rows other than the batch's own (value expansion: the real transition
+    plus imagined ones, each with its target and weight), the batch's ``B`` real rows first (the
+    logged ``q_mean`` is theirs). Shapes ``[N, ...]``."""
+
+    obs: torch.Tensor
+    """``[N, O]`` states."""
+    act: torch.Tensor
+    """``[N, A]`` actions in env units."""
+    target: torch.Tensor
+    """``[N]`` regression targets (detached)."""
+    weight: torch.Tensor
+    """``[N]`` row weights: each critic's loss is ``0.5 * sum_n weight_n (Q(s_n, a_n) -
+    target_n)^2`` (``1 / B`` on every row is SAC's mean)."""
 
 
 def _adam(params: Any, lr: float) -> torch.optim.Adam:
@@ -176,7 +195,7 @@ class SACLearner:
             self.device
         )
         self.critic = EnsembleMLP(
-            2, net_obs_dim + act_dim, 1, cfg.hidden, cfg.layers, activation=nn.ReLU
+            cfg.critics, net_obs_dim + act_dim, 1, cfg.hidden, cfg.layers, activation=nn.ReLU
         ).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(
@@ -219,7 +238,8 @@ class SACLearner:
     def q_values(
         self, obs: torch.Tensor, act_unit: torch.Tensor, *, target: bool = False
     ) -> torch.Tensor:
-        """Both critics: ``obs [B, O]``, normalised ``act_unit [B, A]`` -> ``[2, B]`` (float32)."""
+        """Every critic: ``obs [B, O]``, normalised ``act_unit [B, A]`` -> ``[C, B]`` (float32,
+        ``C = critics``)."""
         net = self.critic_target if target else self.critic
         with self._autocast():
             return net(torch.cat([self._net_obs(obs), act_unit], dim=-1)).squeeze(-1).float()
@@ -265,14 +285,17 @@ class SACLearner:
 
     # ---- learning ------------------------------------------------------------------------------
 
-    def update(self, batch: Batch, target: torch.Tensor | None = None) -> dict[str, float]:
+    def update(
+        self, batch: Batch, target: torch.Tensor | CriticTargets | None = None
+    ) -> dict[str, float]:
         """One SAC gradient step: :meth:`update_critic`, :meth:`update_actor`,
         :meth:`update_targets`, in that order.
 
         ``batch``: obs ``[B, O]``, act ``[B, A]`` (env units), reward ``[B]``, next_obs ``[B, O]``,
         terminated ``[B]``; moved to the learner's device if it is not there already.
         ``target``: optional ``[B]`` critic regression target replacing :meth:`td_target`
-        (MVE / STEVE pass their multi-step targets).
+        (STEVE's weighted target), or :class:`CriticTargets` rows the critics regress on instead of
+        the batch (MVE's real and imagined rows); the actor always trains on ``batch.obs``.
         Returns ``critic_loss``, ``actor_loss``, ``alpha_loss``, ``alpha``, ``entropy``,
         ``q_mean`` (one device sync).
         """
@@ -288,14 +311,22 @@ class SACLearner:
         return Batch(*(x.to(self.device, torch.float32, non_blocking=True) for x in batch))
 
     def update_critic(
-        self, batch: Batch, target: torch.Tensor | None = None
+        self, batch: Batch, target: torch.Tensor | CriticTargets | None = None
     ) -> dict[str, torch.Tensor]:
-        """One gradient step of both critics on ``0.5 * mean (Q_i - y)^2`` summed over ``i``
-        (softlearning's loss), ``y`` = ``target [B]`` or :meth:`td_target`. Returns detached
-        scalar tensors ``critic_loss``, ``q_mean`` (no device sync)."""
-        y = self.td_target(batch) if target is None else target.to(self.device).detach()
-        q = self.q_values(batch.obs, self.to_unit_action(batch.act))  # [2, B]
-        critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()
+        """One gradient step of the critics on ``0.5 * mean (Q_i - y)^2`` summed over ``i``
+        (softlearning's loss), ``y`` = ``target [B]`` or :meth:`td_target`; or, with
+        :class:`CriticTargets`, on their weighted rows. Returns detached scalar tensors
+        ``critic_loss``, ``q_mean`` (over the batch's own rows; no device sync)."""
+        if isinstance(target, CriticTargets):
+            rows = CriticTargets(*(x.to(self.device) for x in target))
+            q = self.q_values(rows.obs, self.to_unit_action(rows.act))  # [C, N]
+            err = (q - rows.target.detach()).pow(2)
+            critic_loss = 0.5 * (err * rows.weight).sum(dim=1).sum()
+            q = q[:, : batch.obs.shape[0]]
+        else:
+            y = self.td_target(batch) if target is None else target.to(self.device).detach()
+            q = self.q_values(batch.obs, self.to_unit_action(batch.act))  # [C, B]
+            critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_opt.step()

@@ -57,11 +57,16 @@ class EnsembleMLP(nn.Module):
             EnsembleLinear(members, i, o) for i, o in itertools.pairwise(dims)
         )
         self.act = activation()
+        try:  # without autograd (targets, rollouts) the activation overwrites its input
+            self.act_inplace: nn.Module = activation(inplace=True)  # type: ignore[call-arg]
+        except TypeError:  # pragma: no cover - an activation without an in-place form
+            self.act_inplace = self.act
         self.out = EnsembleLinear(members, dims[-1], out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = self.act if torch.is_grad_enabled() else self.act_inplace
         for layer in self.hidden:
-            x = self.act(layer(x))
+            x = act(layer(x))
         return self.out(x)
 
 
