@@ -241,6 +241,16 @@ class Algorithm(ABC):
         """Diagnostics logged at each evaluation (model error, rollout horizon, ...)."""
         return {}
 
+    #: The discount of :meth:`state_value` (a value-based learner sets its ``gamma``).
+    value_discount: float | None = None
+
+    def state_value(self, obs: np.ndarray) -> float | None:
+        """The agent's own estimate of the ``value_discount``-discounted return from ``obs``
+        (``[O]``) under its evaluation policy; ``None``: it has no value function. The driver logs
+        it at every evaluation start state against the return actually obtained (value
+        overestimation: ``value_pred``, ``value_return``, ``value_bias``)."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume training (weights, optimizers, buffers, counters). Not the
         trial's generators: the driver saves those (:meth:`RunContext.generator_state`)."""

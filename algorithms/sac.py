@@ -78,6 +78,11 @@ class SACAgent(Algorithm):
         )
         self.buffer = ReplayBuffer.for_trial(config.buffer_size, task.obs_dim, task.act_dim, ctx)
         self.env_steps = 0
+        self.value_discount = config.gamma
+
+    def state_value(self, obs: np.ndarray) -> float:
+        """The critics at ``obs`` under the deterministic policy (:meth:`SACLearner.state_value`)."""
+        return self.learner.state_value(obs)
 
     def act(
         self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None

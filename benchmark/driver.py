@@ -9,6 +9,10 @@ the same way. It emits tidy rows ``{"env_step", "wallclock_s", "metric", "value"
   step 0;
 - ``train_return`` / ``train_length``: each finished training episode;
 - ``steps_per_s``: training throughput since the previous evaluation;
+- ``value_pred`` / ``value_return`` / ``value_bias``: for agents with a value function
+  (:meth:`~algorithms.api.Algorithm.state_value`), its mean prediction at the evaluation start
+  states, the mean discounted return the evaluation episodes actually obtained from them, and the
+  difference (value overestimation when positive);
 - the algorithm's own metrics, from three sources: the mean of ``update()`` values since the
   previous evaluation (logged at the evaluation), ``on_episode_end()`` values at each episode end,
   ``eval_metrics()`` at each evaluation.
@@ -42,7 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -149,24 +153,55 @@ def _env_action(task: TaskSpec, action: np.ndarray | int) -> tuple[Any, np.ndarr
     return a, a
 
 
-def evaluate(
-    algo: Algorithm, env: Any, task: TaskSpec, seeds: Iterable[int]
-) -> tuple[float, float, float]:
-    """Mean and std of the deterministic return over one episode per seed, and mean length."""
-    returns, lengths = [], []
+class Evaluation(NamedTuple):
+    """What :func:`evaluate` measured over its episodes."""
+
+    mean: float
+    """Mean undiscounted return."""
+    std: float
+    """Its standard deviation over the episodes."""
+    length: float
+    """Mean episode length."""
+    value_pred: float
+    """Mean of the agent's :meth:`~algorithms.api.Algorithm.state_value` at the start states
+    (``nan`` without a value function)."""
+    value_return: float
+    """Mean ``value_discount``-discounted return actually obtained from them (``nan`` likewise;
+    cut at the time limit, so it misses at most ``gamma^T`` times the value after it)."""
+
+
+def evaluate(algo: Algorithm, env: Any, task: TaskSpec, seeds: Iterable[int]) -> Evaluation:
+    """The deterministic policy for one episode per seed: returns, lengths and, for an agent
+    with a value function, its prediction at each start state against the discounted return."""
+    returns, lengths, preds, discounted = [], [], [], []
+    gamma = algo.value_discount
     for s in seeds:
         obs, info = env.reset(seed=s)
         algo.reset(explore=False)
-        total, n, done = 0.0, 0, False
+        pred = algo.state_value(obs)
+        total, disc, weight, n, done = 0.0, 0.0, 1.0, 0, False
         while not done:
             action, _ = _env_action(task, algo.act(obs, explore=False, info=info))
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
+            if gamma is not None:
+                disc += weight * float(reward)
+                weight *= gamma
             n += 1
             done = terminated or truncated
         returns.append(total)
         lengths.append(n)
-    return float(np.mean(returns)), float(np.std(returns)), float(np.mean(lengths))
+        if pred is not None and gamma is not None:
+            preds.append(pred)
+            discounted.append(disc)
+    nan = float("nan")
+    return Evaluation(
+        float(np.mean(returns)),
+        float(np.std(returns)),
+        float(np.mean(lengths)),
+        float(np.mean(preds)) if preds else nan,
+        float(np.mean(discounted)) if discounted else nan,
+    )
 
 
 def run_trial(
@@ -252,10 +287,15 @@ def run_trial(
     def do_eval() -> None:
         nonlocal last_eval_time, last_eval_step
         if eval_seeds:
-            mean, std, length = evaluate(algo, eval_env, task, eval_seeds)
-            emit("eval_return", mean, step)
-            emit("eval_return_std", std, step)
-            emit("eval_length", length, step)
+            ev = evaluate(algo, eval_env, task, eval_seeds)
+            mean = ev.mean
+            emit("eval_return", ev.mean, step)
+            emit("eval_return_std", ev.std, step)
+            emit("eval_length", ev.length, step)
+            if not math.isnan(ev.value_pred):
+                emit("value_pred", ev.value_pred, step)
+                emit("value_return", ev.value_return, step)
+                emit("value_bias", ev.value_pred - ev.value_return, step)
         else:
             mean = math.nan
         if progress is not None:

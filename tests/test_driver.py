@@ -43,3 +43,54 @@ def test_zero_eval_episodes_leaves_the_training_curve():
     rows = run_trial(spec)
     assert eval_curve(rows) == []
     assert [r["env_step"] for r in rows if r["metric"] == "train_return"] == [200, 400]
+
+
+def test_evaluation_logs_the_value_prediction_against_the_discounted_return():
+    """An agent with a value function: at every evaluation the driver logs its mean prediction at
+    the start states, the discounted return the episodes obtained (recomputed here by replaying
+    the same seeds) and their difference; an agent without one logs neither."""
+    import numpy as np
+
+    from algorithms.api import Algorithm, RunContext
+    from algorithms.random_policy import RandomPolicy
+    from benchmark.driver import _episode_seed, evaluate
+    from envs import TASKS
+
+    task = TASKS["pendulum"].resolve()
+
+    class ConstantValue(Algorithm):
+        name = "constant"
+        Config = RandomPolicy.Config
+        value_discount = 0.9
+
+        def act(self, obs, *, explore, info=None):
+            return np.array([0.5], np.float32)
+
+        def state_value(self, obs):
+            return float(obs[0])  # cos(theta) of the start state
+
+    env = task.make_env()
+    seeds = [_episode_seed(0, 1, k) for k in range(3)]
+    agent = ConstantValue(task, RandomPolicy.Config(), RunContext.from_seed(0))
+    ev = evaluate(agent, env, task, seeds)
+    preds, rets = [], []
+    for s in seeds:
+        obs, _ = env.reset(seed=s)
+        preds.append(obs[0])
+        total, w, done = 0.0, 1.0, False
+        while not done:
+            obs, r, term, trunc, _ = env.step(np.array([0.5], np.float32))
+            total, w, done = total + w * r, w * 0.9, term or trunc
+        rets.append(total)
+    assert ev.value_pred == pytest.approx(np.mean(preds), rel=1e-6)
+    assert ev.value_return == pytest.approx(np.mean(rets), rel=1e-6)
+    assert ev.value_return != pytest.approx(ev.mean)  # discounted, not the plain return
+
+    rows = run_trial(TrialSpec("random", "pendulum", seed=0, total_steps=200, eval_every=200))
+    assert not {r["metric"] for r in rows} & {"value_pred", "value_return", "value_bias"}
+    rows = run_trial(smoke_spec("sac"))
+    got = {m: [v for s, v in eval_curve(rows, m)] for m in ("value_pred", "value_return")}
+    bias = [v for s, v in eval_curve(rows, "value_bias")]
+    assert len(bias) == 3 and bias == pytest.approx(
+        [p - r for p, r in zip(got["value_pred"], got["value_return"], strict=True)]
+    )

@@ -153,6 +153,7 @@ class ModelBasedSAC(Algorithm):
             ctx.torch_gen,
             obs_dims=task.policy_obs_dims,
         )
+        self.value_discount = cfg.sac.gamma
         assert cfg.model.hidden is not None, "resolve the config for a task first"
         self.data = LearnedModel.from_config(
             task, cfg, ctx, fit_at_episode_end=False, report="update"
@@ -184,6 +185,10 @@ class ModelBasedSAC(Algorithm):
 
     def observe(self, transition: Transition) -> None:
         self.data.observe(transition)
+
+    def state_value(self, obs: np.ndarray) -> float:
+        """The critics at ``obs`` under the deterministic policy (:meth:`SACLearner.state_value`)."""
+        return self.learner.state_value(obs)
 
     # ------------------------------------------------------------------ learning
     def update(self) -> Mapping[str, float]:

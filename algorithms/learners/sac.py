@@ -276,6 +276,16 @@ class SACLearner:
             a = self.policy(obs)[0]
         return self.to_env_action(a)
 
+    @torch.no_grad()
+    def state_value(self, obs: np.ndarray) -> float:
+        """The critics' estimate at one observation ``[O]`` under the deterministic policy:
+        ``min_i Q_i(s, tanh(mean(s)))`` (a soft Q: it includes the entropy bonus of the stochastic
+        policy's future steps, small once ``alpha`` has decayed). No random draw."""
+        o = torch.as_tensor(np.asarray(obs, np.float32), device=self.device).unsqueeze(0)
+        with self._autocast():
+            a = torch.tanh(self.actor(self._net_obs(o))[0])
+        return float(self.q_values(o, a).min(0).values[0])
+
     def act_one(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         """One env observation ``[O]`` -> float32 action ``[A]`` in env units, clipped to the
         bounds (guards against rounding at the edges of ``tanh``)."""
