@@ -153,6 +153,11 @@ class Transition(NamedTuple):
     """The MDP ended (fall, goal): no bootstrapping."""
     truncated: bool
     """The time limit cut the episode: bootstrap as usual."""
+    sim_state: np.ndarray | None = None
+    """``[S]`` float64 MuJoCo state of ``obs`` (``info["sim_state"]`` on SIMULATOR tasks, else
+    ``None``): what oracle rollouts of a model-based learner restart the simulator from."""
+    next_sim_state: np.ndarray | None = None
+    """``[S]`` likewise for ``next_obs``."""
 
 
 @dataclass

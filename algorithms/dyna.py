@@ -55,11 +55,15 @@ class DynaAgent(MBPOAgent):
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
         self._starts: list[np.ndarray] = []
+        self._start_sims: list[np.ndarray] = []  # their simulator states (simulator oracle)
         self._new_episode = True
 
     def observe(self, transition: Transition) -> None:
         if self._new_episode:
             self._starts.append(np.asarray(transition.obs, np.float32).reshape(-1))
+            if self.simulator is not None:
+                assert transition.sim_state is not None
+                self._start_sims.append(np.asarray(transition.sim_state, np.float64))
         self._new_episode = bool(transition.terminated or transition.truncated)
         super().observe(transition)
 
@@ -73,16 +77,19 @@ class DynaAgent(MBPOAgent):
     def num_rollouts(self, n: int, k: int) -> int:
         return math.ceil(n / k)
 
-    def rollout_starts(self, n: int) -> torch.Tensor:
-        """``[n, O]`` initial states drawn uniformly from the real episodes' first states."""
+    def rollout_starts(self, n: int) -> tuple[torch.Tensor, np.ndarray | None]:
+        """``[n, O]`` initial states drawn uniformly from the real episodes' first states (and
+        their simulator states for the simulator oracle)."""
         starts = np.stack(self._starts)
         idx = self.ctx.np_rng.integers(0, len(starts), size=n)
-        return torch.as_tensor(starts[idx], device=self.ctx.device)
+        sims = np.stack(self._start_sims)[idx] if self._start_sims else None
+        return torch.as_tensor(starts[idx], device=self.ctx.device), sims
 
     def state_dict(self) -> dict[str, Any]:
         return {
             **super().state_dict(),
             "starts": np.stack(self._starts) if self._starts else None,
+            "start_sims": np.stack(self._start_sims) if self._start_sims else None,
             "new_episode": self._new_episode,
         }
 
@@ -90,4 +97,6 @@ class DynaAgent(MBPOAgent):
         super().load_state_dict(state)
         starts = state["starts"]
         self._starts = [] if starts is None else list(starts)
+        sims = state["start_sims"]
+        self._start_sims = [] if sims is None else list(sims)
         self._new_episode = bool(state["new_episode"])

@@ -48,7 +48,6 @@ from algorithms.api import (
     apply_overrides,
     config_value,
 )
-from algorithms.models.ensemble import EnsembleStep
 from algorithms.planners.rollout import imagine_steps
 from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
@@ -180,9 +179,11 @@ class MBPOAgent(ModelBasedSAC):
         frac = min((self.epoch - e0) / max(e1 - e0, 1), 1.0)
         return int(frac * (k1 - k0) + k0)
 
-    def rollout_starts(self, n: int) -> torch.Tensor:
-        """``[n, O]`` start states: uniform over the real buffer (MBPO's branching)."""
-        return self.buffer.sample(n).obs.to(self.ctx.device)
+    def rollout_starts(self, n: int) -> tuple[torch.Tensor, np.ndarray | None]:
+        """``[n, O]`` start states: uniform over the real buffer (MBPO's branching); and their
+        ``[n, S]`` simulator states for oracle rollouts on a MuJoCo task (else ``None``)."""
+        rows = self.buffer.sample_indices(n)
+        return self.buffer.get(rows).obs.to(self.ctx.device), self.sim_states(rows)
 
     def model_buffer_capacity(self, k: int) -> int:
         """The code's ``_reallocate_model_pool``: retain epochs x rollouts per epoch x ``k``."""
@@ -225,15 +226,15 @@ class MBPOAgent(ModelBasedSAC):
     @torch.no_grad()
     def rollout_model(self) -> dict[str, float]:
         """Branched rollouts of the current policy in the model (one batched ensemble call per
-        step, a random elite per row, rollouts ending at the task's termination), streamed into
-        the model buffer."""
+        step, a random elite per row, rollouts ending at the task's termination; the true model
+        with ``oracle``), streamed into the model buffer."""
         cfg, task = self.cfg, self.task
         assert cfg.model.train_every is not None
         self.k = k = self.rollout_length()
         buf = self._resize_model_buffer(self.model_buffer_capacity(self.base_length(k)))
         n = cfg.rollouts_per_step * cfg.model.train_every
-        obs = self.rollout_starts(self.num_rollouts(n, k))
-        step_fn = EnsembleStep(self.model, "ts1", sample=cfg.sample, generator=self.ctx.torch_gen)
+        obs, sims = self.rollout_starts(self.num_rollouts(n, k))
+        step_fn = self.imagination(sample=cfg.sample, sim_states=sims)
         added = 0
         for step in imagine_steps(
             step_fn,

@@ -32,7 +32,6 @@ import torch
 from algorithms.agents.model_based_sac import MBPOModelConfig, ModelBasedSAC, ModelBasedSACConfig
 from algorithms.api import NonNegativeInt, PositiveInt
 from algorithms.learners.sac import CriticTargets
-from algorithms.models.ensemble import EnsembleStep
 from algorithms.planners.rollout import StepFn, model_step
 from algorithms.replay.buffer import Batch
 
@@ -76,10 +75,11 @@ class MVEAgent(ModelBasedSAC):
     Config = MVEConfig
 
     def target_step_fn(self) -> StepFn:
-        """The model the targets roll out: a random elite per row and step (its mean unless
-        ``sample``)."""
+        """The model the targets roll out from the batch's next states: a random elite per row
+        and step (its mean unless ``sample``), or the true model with ``oracle``."""
         assert isinstance(self.cfg, MVEConfig)
-        return EnsembleStep(self.model, "ts1", sample=self.cfg.sample, generator=self.ctx.torch_gen)
+        sims = self.sim_states(self.batch_rows, next_state=True)
+        return self.imagination(sample=self.cfg.sample, sim_states=sims)
 
     @torch.no_grad()
     def critic_targets(self, batch: Batch) -> CriticTargets | None:
@@ -101,7 +101,7 @@ class MVEAgent(ModelBasedSAC):
             s = states[-1]
             a_unit, logp = learner.policy(s)
             a = learner.to_env_action(a_unit)
-            nxt, r = model_step(step_fn, s, a, None if cfg.model.learn_reward else task.reward_fn)
+            nxt, r = model_step(step_fn, s, a, task.reward_fn)
             acts.append(a)
             logps.append(logp)
             rewards.append(r)

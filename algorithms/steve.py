@@ -36,6 +36,7 @@ import torch
 
 from algorithms.agents.model_based_sac import MBPOModelConfig, ModelBasedSAC, ModelBasedSACConfig
 from algorithms.api import AlgoConfig, NonNegativeInt, PositiveInt, RunContext
+from algorithms.planners.rollout import model_step
 from algorithms.replay.buffer import Batch
 from envs.spec import TaskSpec
 
@@ -98,8 +99,13 @@ class STEVEAgent(ModelBasedSAC):
         cfg, learner, task, model = self.cfg, self.learner, self.task, self.model
         assert isinstance(cfg, STEVEConfig) and task.termination_fn is not None
         h, gamma, alpha = cfg.horizon, cfg.sac.gamma, learner.alpha
-        k, (b, o) = len(model.elites), batch.next_obs.shape
+        b, o = batch.next_obs.shape
+        k = 1 if cfg.oracle else len(model.elites)  # the true model is one deterministic member
         members = torch.arange(k, device=batch.obs.device)
+        true_step = None
+        if cfg.oracle:
+            sims = self.sim_states(self.batch_rows, next_state=True)
+            true_step = self.imagination(sample=False, sim_states=sims)
 
         def policy(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """``[M, B, O]`` -> unit actions ``[M, B, A]``, log-probs ``[M, B]``."""
@@ -113,23 +119,26 @@ class STEVEAgent(ModelBasedSAC):
         states, acts, logps, rewards = [s], [a_unit], [logp], []
         for _ in range(h):  # the rollout is sequential; the candidates after it are batched
             a = learner.to_env_action(a_unit)  # [M, B, A]
-            if cfg.cross_rewards:
+            flat_s, flat_a = s.reshape(k * b, o), a.reshape(k * b, -1)
+            r: torch.Tensor | None = None
+            if true_step is not None:
+                nxt, r = model_step(true_step, flat_s, flat_a, task.reward_fn)
+                nxt, r = nxt.view(k, b, o), r.view(1, k, b)
+            elif cfg.cross_rewards:
                 # every member on every rollout's states: [N, M * B, ...]; member m's rows feed m
-                out = model.step_members(s.reshape(k * b, o), a.reshape(k * b, -1),
-                                         sample=cfg.sample, generator=self.ctx.torch_gen)  # fmt: skip
+                out = model.step_members(flat_s, flat_a, sample=cfg.sample,
+                                         generator=self.ctx.torch_gen)  # fmt: skip
                 nxt = out.next_obs.view(k, k, b, o)[members, members]  # [M, B, O]
             else:  # member m on rollout m only
                 out = model.step_members(s, a, sample=cfg.sample, generator=self.ctx.torch_gen)
                 nxt = out.next_obs  # [M, B, O]
-            if cfg.model.learn_reward:
-                assert out.reward is not None
-                r = out.reward.view(-1, k, b)  # [N, M, B], N = M or 1
-            else:
-                assert task.reward_fn is not None
-                r = task.reward_fn(s.reshape(k * b, o), a.reshape(k * b, -1),
-                                   nxt.reshape(k * b, o)).view(1, k, b)  # fmt: skip
-            done = task.termination_fn(s.reshape(k * b, o), a.reshape(k * b, -1),
-                                       nxt.reshape(k * b, o)).view(k, b).float()  # fmt: skip
+            if r is None:
+                if out.reward is not None:
+                    r = out.reward.view(-1, k, b)  # [N, M, B], N = M or 1
+                else:
+                    assert task.reward_fn is not None
+                    r = task.reward_fn(flat_s, flat_a, nxt.reshape(k * b, o)).view(1, k, b)
+            done = task.termination_fn(flat_s, flat_a, nxt.reshape(k * b, o)).view(k, b).float()
             rewards.append(r)
             alive.append(alive[-1] * (1.0 - done))
             s = nxt

@@ -354,13 +354,14 @@ def run_trial(
                     save_at_episode_end = ckpt_path is not None
                 action, record = _env_action(task, algo.act(obs, explore=True, info=info))
                 _check_finite(spec.label, "action", record)
+                sim_state = info.get("sim_state")
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 _check_finite(spec.label, "observation", next_obs)
-                algo.observe(
-                    Transition(
-                        obs, record, float(reward), next_obs, bool(terminated), bool(truncated)
-                    )
-                )
+                transition = Transition(
+                    obs, record, float(reward), next_obs, bool(terminated), bool(truncated),
+                    sim_state, info.get("sim_state"),
+                )  # fmt: skip
+                algo.observe(transition)
                 step += 1
                 for k, v in algo.update().items():
                     sums[k] = sums.get(k, 0.0) + float(v)

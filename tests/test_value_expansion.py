@@ -8,6 +8,7 @@ actions and states; the task's own termination function ends some imagined rollo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -189,3 +190,97 @@ def test_steve_trusts_the_model_less_where_members_disagree():
     agree, disagree = weights(0.0), weights(3.0)
     assert disagree[0] > agree[0] + 0.1
     assert sum(disagree[1:]) < sum(agree[1:])
+
+
+# ---------------------------------------------------------------- the oracle switch
+
+
+def _fill(agent, task, steps: int, seed: int = 0) -> None:
+    """``steps`` random transitions, with the env's simulator states, into ``agent``."""
+    import numpy as np
+
+    from algorithms.api import Transition
+
+    env = task.make_env()
+    obs, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        a = rng.uniform(task.act_low, task.act_high).astype(np.float32)
+        nxt, r, term, trunc, nxt_info = env.step(a)
+        agent.observe(Transition(obs, a, float(r), nxt, bool(term), bool(trunc),
+                                 info.get("sim_state"), nxt_info.get("sim_state")))  # fmt: skip
+        obs, info = (nxt, nxt_info) if not (term or trunc) else env.reset()
+
+
+def _oracle(cls, cfg_cls, task_name: str, **overrides):
+    task = TASKS[task_name].resolve()
+    overrides = {**SMALL, "oracle": True, "initial_random_steps": 50, "updates_per_step": 1,
+                 **overrides}  # fmt: skip
+    cfg = cls.resolve_config(task, apply_overrides(cfg_cls(), overrides))
+    return task, cls(task, cfg, RunContext.from_seed(0))
+
+
+def test_mve_oracle_targets_roll_the_simulator_from_the_stored_states():
+    """MVE with ``oracle=true`` on a MuJoCo task: every imagined step is what the env gives from
+    the batch row's restored simulator state (the first one) and the previous imagined one."""
+    import numpy as np
+
+    from envs.wrappers import restore_sim_state
+
+    task, agent = _oracle(MVEAgent, MVEConfig, "inverted_pendulum", horizon=3)
+    _fill(agent, task, 60)
+    batches = agent.sample_batches(1)
+    agent.batch_rows = agent._rows[0]
+    batch = Batch(*(x[0] for x in batches))
+    out = agent.critic_targets(batch)
+    b = len(batch.obs)
+    env = task.make_env()
+    env.reset(seed=0)
+    raw = env.unwrapped
+    checked = 0
+    for i in range(b):
+        if float(out.weight[2 * b + i]) == 0:  # the rollout ended at its first step
+            continue
+        restore_sim_state(raw.model, raw.data, agent.buffer.next_sim_state[agent.batch_rows[i]])
+        nxt, *_ = env.step(out.act[b + i].numpy())  # t = 0: from the real next state
+        np.testing.assert_allclose(out.obs[2 * b + i].numpy(), nxt, atol=1e-5)
+        checked += 1
+    assert checked > b // 2
+
+
+@pytest.mark.parametrize("algo", ["mbpo", "dyna", "mve", "steve"])
+@pytest.mark.parametrize("task_name", ["pendulum", "inverted_pendulum"])
+def test_oracle_runs_every_model_based_sac_agent(algo, task_name):
+    """``oracle=true`` trains end to end on the torch-dynamics and the simulator path, and MBPO's
+    and Dyna's model data are the true model's transitions."""
+    from algorithms import get_algorithm
+
+    cls = get_algorithm(algo)
+    extra = {"horizon": 2} if algo in ("mve", "steve") else {
+        "model.train_every": 25, "epoch_length": 25, "rollouts_per_step": 2,
+        **({"rollout_horizon": 5} if algo == "dyna" else {})}  # fmt: skip
+    task, agent = _oracle(cls, cls.Config, task_name, **extra)
+    _fill(agent, task, 50)
+    agent.update()  # the first fit (and MBPO's rollouts) at the end of the random phase
+    for _ in range(30):
+        _fill(agent, task, 1, seed=1)
+        metrics = agent.update()
+    assert all(math.isfinite(v) for v in metrics.values())
+    if algo in ("mbpo", "dyna") and task.dynamics is not None:
+        buf = agent.model_buffer
+        n = len(buf)
+        assert n > 0
+        want = task.dynamics(torch.as_tensor(buf.obs[:n]), torch.as_tensor(buf.act[:n]))
+        torch.testing.assert_close(torch.as_tensor(buf.next_obs[:n]), want)
+
+
+def test_oracle_needs_a_true_model():
+    from algorithms.api import ConfigError
+    from envs.spec import Capability
+
+    task = dataclasses.replace(
+        TASKS["pendulum"].resolve(), dynamics=None,
+        capabilities=TASKS["pendulum"].resolve().capabilities - {Capability.DYNAMICS},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="oracle=true needs the task's torch dynamics"):
+        MVEAgent.check_task(task, apply_overrides(MVEConfig(), {"oracle": True}))

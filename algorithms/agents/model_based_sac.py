@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ from algorithms.api import (
     AlgoConfig,
     Algorithm,
     Capability,
+    ConfigError,
     NonNegativeInt,
     PositiveInt,
     RunContext,
@@ -41,10 +42,15 @@ from algorithms.api import (
     apply_overrides,
 )
 from algorithms.learners.sac import CriticTargets, SACLearner, SACLearnerConfig
-from algorithms.models.ensemble import ProbabilisticEnsemble
+from algorithms.models.ensemble import EnsembleStep, ProbabilisticEnsemble
 from algorithms.models.learned import LearnedModel, LearnedModelConfig
+from algorithms.planners.models import SimulatorStep
+from algorithms.planners.rollout import StepFn
 from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from envs.simulate import SimulatorRollout
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,12 @@ class ModelBasedSACConfig(AlgoConfig):
     initial_random_steps: NonNegativeInt = 5000
     """Uniform random env steps before model and SAC training (code ``base.py``
     ``n_initial_exploration_steps: 5000`` for MBPO)."""
+    oracle: bool = False
+    """Imagine with the task's true model instead of the learned ensemble (the planners'
+    ``oracle``): its torch ``dynamics`` where it has them, else the MuJoCo simulator restarted
+    from the stored ``info["sim_state"]``\ s; rewards from its ``reward_fn``. Everything else is
+    unchanged (the ensemble is still fitted and probed on the same schedule), so the gap between
+    the two curves is what model error costs the method. Not in the papers."""
 
 
 class ModelBasedSAC(Algorithm):
@@ -134,9 +146,20 @@ class ModelBasedSAC(Algorithm):
     @classmethod
     def required_capabilities(cls, config: AlgoConfig) -> frozenset[Capability]:
         assert isinstance(config, ModelBasedSACConfig)
-        if config.model.learn_reward:
+        if config.model.learn_reward and not config.oracle:
             return cls.requires
         return cls.requires | {Capability.REWARD_FN}
+
+    @classmethod
+    def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
+        super().check_task(task, config)
+        assert isinstance(config, ModelBasedSACConfig)
+        if config.oracle and not (task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)):
+            raise ConfigError(
+                f"{cls.name} with oracle=true needs the task's torch dynamics or its MuJoCo "
+                f"simulator; task {task.name!r} has neither. Use oracle=false or a task with "
+                "'dynamics' or 'simulator' (see `make list`)."
+            )
 
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)
@@ -155,9 +178,20 @@ class ModelBasedSAC(Algorithm):
         )
         self.value_discount = cfg.sac.gamma
         assert cfg.model.hidden is not None, "resolve the config for a task first"
+        self.simulator: SimulatorRollout | None = None
+        """The true model of a MuJoCo task without torch dynamics (``oracle`` only)."""
+        if cfg.oracle and task.dynamics is None:
+            from envs.simulate import SimulatorRollout
+
+            self.simulator = SimulatorRollout(task)
         self.data = LearnedModel.from_config(
-            task, cfg, ctx, fit_at_episode_end=False, report="update"
-        )
+            task, cfg, ctx, fit_at_episode_end=False, report="update",
+            sim_state_dim=0 if self.simulator is None else self.simulator.state_dim,
+        )  # fmt: skip
+        self._rows: np.ndarray | None = None  # [G, B] rows of sample_batches' real batches
+        self.batch_rows: np.ndarray | None = None
+        """``[B]`` real-buffer rows of the minibatch being trained on (``None``: not all real):
+        oracle target rollouts restart from their simulator states."""
 
     @property
     def model(self) -> ProbabilisticEnsemble:
@@ -201,6 +235,30 @@ class ModelBasedSAC(Algorithm):
         metrics.update(self.train_policy())
         return metrics
 
+    # ------------------------------------------------------------------ imagination
+    def imagination(self, *, sample: bool, sim_states: np.ndarray | None = None) -> StepFn:
+        """What imagined steps run on: the learned ensemble (a random elite per row and step, its
+        Gaussian sampled when ``sample``, the trial's generator), or with ``oracle`` the task's
+        true ``dynamics`` or its simulator restarted from ``sim_states [N, S]`` (the rollouts'
+        start states). Score its steps with ``reward_fn=self.task.reward_fn``: a model with a
+        reward head returns its own, which takes precedence."""
+        if not self.cfg.oracle:
+            return EnsembleStep(self.model, "ts1", sample=sample, generator=self.ctx.torch_gen)
+        if self.simulator is None:
+            assert self.task.dynamics is not None
+            return self.task.dynamics
+        if sim_states is None:
+            raise ValueError("oracle rollouts on a MuJoCo task need the start states' sim_states")
+        return SimulatorStep(self.simulator, sim_states)
+
+    def sim_states(self, rows: np.ndarray | None, *, next_state: bool = False) -> np.ndarray | None:
+        """``[N, S]`` simulator states of real-buffer ``rows`` (of their ``next_obs`` when
+        ``next_state``) for :meth:`imagination`; ``None`` unless the oracle is the simulator."""
+        if self.simulator is None or rows is None:
+            return None
+        store = self.buffer.next_sim_state if next_state else self.buffer.sim_state
+        return store[rows]
+
     def after_fit(self) -> dict[str, float]:
         """Called right after each refit (MBPO: model rollouts). Returns metrics to log."""
         return {}
@@ -208,7 +266,9 @@ class ModelBasedSAC(Algorithm):
     def sample_batches(self, g: int) -> Batch:
         """``G`` SAC minibatches at once, ``[G, B, ...]``. Default: real transitions only."""
         bs = self.cfg.sac.batch_size
-        b = self.buffer.sample(g * bs)
+        rows = self.buffer.sample_indices(g * bs)
+        self._rows = rows.reshape(g, bs)
+        b = self.buffer.get(rows)
         return Batch(*(x.reshape(g, bs, *x.shape[1:]) for x in b))
 
     def critic_targets(self, batch: Batch) -> torch.Tensor | CriticTargets | None:
@@ -221,11 +281,14 @@ class ModelBasedSAC(Algorithm):
         """``G`` SAC updates, their minibatches gathered in one go."""
         g = self.cfg.updates_per_step
         assert g is not None
+        self._rows = None
         batches = self.sample_batches(g)
         metrics: dict[str, float] = {}
         for i in range(g):
             batch = Batch(*(x[i] for x in batches))
+            self.batch_rows = None if self._rows is None else self._rows[i]
             metrics = self.learner.update(batch, self.critic_targets(batch))
+        self.batch_rows = None
         return metrics
 
     # ------------------------------------------------------------------ checkpointing

@@ -131,6 +131,8 @@ class LearnedModel:
         report: where a refit's statistics are returned: ``"update"`` (at its step) or
             ``"episode_end"`` (at the end of its episode).
         device: where the ensemble lives (``None``: the trial's device).
+        sim_state_dim: ``S`` > 0: the replay also keeps every transition's simulator states
+            (oracle rollouts of the model-based SAC agents on MuJoCo tasks).
     """
 
     @classmethod
@@ -159,13 +161,16 @@ class LearnedModel:
         fit_at_episode_end: bool = True,
         report: Literal["update", "episode_end"] = "episode_end",
         device: Any = None,
+        sim_state_dim: int = 0,
     ) -> None:
         self.ctx = ctx
         self.learn_reward = config.learn_reward
         self.model = ProbabilisticEnsemble.for_task(
             task, config, ctx.device if device is None else device
         )
-        self.buffer = ReplayBuffer.for_trial(buffer_size, task.obs_dim, task.act_dim, ctx)
+        self.buffer = ReplayBuffer.for_trial(
+            buffer_size, task.obs_dim, task.act_dim, ctx, sim_state_dim
+        )
         self.probe = ModelErrorProbe.for_task(task, config.error_horizons)
         self.initial_random_steps = (
             task.max_episode_steps if initial_random_steps is None else initial_random_steps

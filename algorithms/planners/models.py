@@ -194,3 +194,33 @@ class SimulatorModel:
             )
 
         return simulate
+
+
+class SimulatorStep:
+    """A :data:`~algorithms.planners.rollout.StepFn` on the MuJoCo simulator for ``N`` rollouts
+    whose simulator states it holds (a model-based SAC agent's oracle rollouts of its policy,
+    restarted from stored ``info["sim_state"]``\ s). Each call is one batched
+    :meth:`envs.simulate.SimulatorRollout.step` of every row; the observations passed in are
+    ignored (the states are the truth) and the next observations returned.
+
+    Args:
+        simulator: the task's :class:`envs.simulate.SimulatorRollout`.
+        states: ``[N, S]`` float64 start states, row ``i`` the state of rollout ``i``'s start.
+    """
+
+    def __init__(self, simulator: Any, states: np.ndarray | torch.Tensor) -> None:
+        self.simulator = simulator
+        self.states = torch.as_tensor(np.asarray(states, np.float64))
+
+    def __call__(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        if act.shape[0] != self.states.shape[0]:
+            raise ValueError(
+                f"SimulatorStep holds {self.states.shape[0]} rollouts, got {act.shape[0]} actions: "
+                "call compact(keep) when rollouts end"
+            )
+        self.states, nxt = self.simulator.step(self.states, act)
+        return nxt
+
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep only the rows where ``keep [N]`` (bool) is set."""
+        self.states = self.states[keep.cpu()]

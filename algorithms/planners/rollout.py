@@ -190,6 +190,9 @@ def imagine_steps(
     each step runs the model and the policy on the live rows only (one batched call each) and
     their random draws are sized by the live count. Stops early when every rollout has ended.
 
+    A step function that holds per-row state (:class:`~algorithms.planners.models.SimulatorStep`)
+    has a ``compact(keep [M] bool)`` method, called whenever rows leave.
+
     A generator, so a caller that streams the steps into a buffer (MBPO: ``N`` = 100k start
     states) never holds a whole ``[H, N, ...]`` trajectory; :func:`imagine` stacks them.
     Keeps the autograd graph (wrap the call in ``no_grad`` to generate data).
@@ -206,6 +209,9 @@ def imagine_steps(
         if bool(term.any()):
             keep = ~term
             obs, rows = nxt[keep], rows[keep]
+            compact = getattr(step_fn, "compact", None)
+            if compact is not None:  # a step function holding per-row state drops these rows
+                compact(keep)
             if len(obs) == 0:
                 return
         else:

@@ -31,8 +31,14 @@ class ReplayBuffer:
         act_dim: int,
         rng: np.random.Generator,
         device: torch.device | str = "cpu",
+        sim_state_dim: int = 0,
     ) -> None:
         self.capacity = int(capacity)
+        self.sim_state_dim = int(sim_state_dim)
+        """``S`` > 0: :meth:`add` also keeps each transition's float64 simulator states
+        (``sim_state``, ``next_sim_state`` ``[capacity, S]``; oracle rollouts restart from them)."""
+        self.sim_state = np.zeros((capacity if sim_state_dim else 0, sim_state_dim), np.float64)
+        self.next_sim_state = np.zeros_like(self.sim_state)
         self.rng = rng
         self.device = torch.device(device)
         self.obs = np.zeros((capacity, obs_dim), np.float32)
@@ -44,16 +50,26 @@ class ReplayBuffer:
         self.size = 0
 
     @classmethod
-    def for_trial(cls, capacity: int, obs_dim: int, act_dim: int, ctx: RunContext) -> ReplayBuffer:
+    def for_trial(
+        cls, capacity: int, obs_dim: int, act_dim: int, ctx: RunContext, sim_state_dim: int = 0
+    ) -> ReplayBuffer:
         """A buffer on the trial's generator and device, never larger than its step budget."""
         if ctx.total_steps > 0:
             capacity = min(capacity, ctx.total_steps)
-        return cls(capacity, obs_dim, act_dim, ctx.np_rng, ctx.device)
+        return cls(capacity, obs_dim, act_dim, ctx.np_rng, ctx.device, sim_state_dim)
 
     def __len__(self) -> int:
         return self.size
 
     def add(self, t: Transition) -> None:
+        if self.sim_state_dim:
+            if t.sim_state is None or t.next_sim_state is None:
+                raise ValueError(
+                    "this buffer keeps simulator states (oracle rollouts): pass transitions with "
+                    "sim_state and next_sim_state (the env's info['sim_state'], SIMULATOR tasks)"
+                )
+            self.sim_state[self.ptr] = t.sim_state
+            self.next_sim_state[self.ptr] = t.next_sim_state
         self.add_batch(
             np.asarray(t.obs)[None],
             np.asarray(t.action, np.float32).reshape(1, -1),
@@ -106,6 +122,8 @@ class ReplayBuffer:
             "reward": self.reward[:n].copy(),
             "next_obs": self.next_obs[:n].copy(),
             "terminated": self.terminated[:n].copy(),
+            "sim_state": self.sim_state[:n].copy(),
+            "next_sim_state": self.next_sim_state[:n].copy(),
             "ptr": self.ptr,
             "size": n,
         }  # not ``rng``: the trial's generator, saved by its owner (RunContext.generator_state)
@@ -114,4 +132,6 @@ class ReplayBuffer:
         n = s["size"]
         for k in ("obs", "act", "reward", "next_obs", "terminated"):
             getattr(self, k)[:n] = s[k]
+        if self.sim_state_dim:
+            self.sim_state[:n], self.next_sim_state[:n] = s["sim_state"], s["next_sim_state"]
         self.ptr, self.size = s["ptr"], n
