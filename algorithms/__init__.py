@@ -23,6 +23,7 @@ for _name, _ref in {
     "dyna": "algorithms.dyna:DynaAgent",
     "mve": "algorithms.mve:MVEAgent",
     "steve": "algorithms.steve:STEVEAgent",
+    "ddpg": "algorithms.ddpg:DDPGAgent",
     "ilqg": "algorithms.ilqg:ILQG",
     "pilco": "algorithms.pilco:PILCO",
 }.items():

@@ -254,7 +254,7 @@ class MBPOAgent(ModelBasedSAC):
 
     def sample_batches(self, g: int) -> Batch:
         """``G`` minibatches at once, ``[G, B, ...]``: ``real_ratio`` real, the rest model data."""
-        bs, model = self.cfg.sac.batch_size, self.model_buffer
+        bs, model = self.learner_cfg.batch_size, self.model_buffer
         n_real = int(bs * self.cfg.real_ratio) if model is not None and len(model) else bs
         parts = [self.buffer.sample(g * n_real)]
         if n_real < bs:

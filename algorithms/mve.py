@@ -16,7 +16,8 @@ w_H (min_i Q_targ_i(s_H, a_H) - alpha log pi(a_H|s_H))``; the real row's target 
 Z_0`` and imagined row ``t``'s is ``Z_t / w_t + alpha log pi(a_t|s_t)``. One reverse cumulative sum
 over ``[H + 1, B]``: no loop over horizons or samples outside the model rollout itself.
 
-Deviations (each a config field): SAC instead of the paper's DDPG; MBPO's probabilistic ensemble
+Deviations (each a config field): SAC instead of the paper's DDPG (``learner: ddpg`` is the
+paper's, its targets without entropy terms, rolled out with the target actor); MBPO's probabilistic ensemble
 (mean of a random elite per row and step, ``sample=False``) instead of the paper's deterministic
 8x128 network; the model's learned reward instead of the paper's known reward function
 (``model.learn_reward=false`` uses the task's); the task's termination function masks imagined
@@ -31,6 +32,7 @@ import torch
 
 from algorithms.agents.model_based_sac import MBPOModelConfig, ModelBasedSAC, ModelBasedSACConfig
 from algorithms.api import NonNegativeInt, PositiveInt
+from algorithms.learners.ddpg import DDPGLearnerConfig
 from algorithms.learners.sac import CriticTargets
 from algorithms.planners.rollout import StepFn, model_step
 from algorithms.replay.buffer import Batch
@@ -38,6 +40,12 @@ from algorithms.replay.buffer import Batch
 
 def _model_config() -> MBPOModelConfig:
     return MBPOModelConfig(hidden=200, train_every=250)
+
+
+def _ddpg_config() -> DDPGLearnerConfig:
+    return DDPGLearnerConfig(
+        actor_lr=1e-3, critic_lr=1e-3, tau=1e-2, batch_size=64, hidden=64, exploration_noise=0.2
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,10 @@ class MVEConfig(ModelBasedSACConfig):
     initial_random_steps: NonNegativeInt = 5000
     """Uniform random env steps before model and SAC training. MBPO's 5000 (code
     ``base.py``), so the two compare on the same data; vlad17/mve waits for 10k transitions."""
+    ddpg: DDPGLearnerConfig = field(default_factory=_ddpg_config)
+    """The paper's learner (``learner: ddpg``): vlad17/mve's DDPG (``experiments/hc5.yaml``:
+    actor and critic 2 x 64, Adam 1e-3 and tau 1e-2 (HalfCheetah; Walker2d 1e-4 and 1e-3), batch
+    64, Gaussian exploration 0.2)."""
     model: MBPOModelConfig = field(default_factory=_model_config)
     """The dynamics and reward model: MBPO's ensemble (7 members, 5 elites, 4 x 200 swish,
     refit every 250 env steps: jannerm/mbpo's generic values) in place of the paper's single
@@ -92,14 +104,14 @@ class MVEAgent(ModelBasedSAC):
         if h == 0:
             return None
         learner, task = self.learner, self.task
-        gamma, alpha = cfg.sac.gamma, learner.alpha
+        gamma, alpha = self.learner_cfg.gamma, learner.alpha
         b = batch.obs.shape[0]
         step_fn = self.target_step_fn()
         states, acts, logps, rewards = [batch.next_obs], [], [], []
         alive = [1.0 - batch.terminated]
         for _ in range(h):  # the rollout is sequential; everything after it is batched
             s = states[-1]
-            a_unit, logp = learner.policy(s)
+            a_unit, logp = learner.rollout_policy(s)
             a = learner.to_env_action(a_unit)
             nxt, r = model_step(step_fn, s, a, task.reward_fn)
             acts.append(a)
@@ -109,8 +121,8 @@ class MVEAgent(ModelBasedSAC):
             done = task.termination_fn(s, a, nxt).reshape(b).float()
             alive.append(alive[-1] * (1.0 - done))
             states.append(nxt)
-        a_unit, logp = learner.policy(states[-1])
-        q_last = learner.q_values(states[-1], a_unit, target=True).min(0).values  # [B]
+        a_unit, logp = learner.rollout_policy(states[-1])
+        q_last = learner.aggregate_q(learner.q_values(states[-1], a_unit, target=True))  # [B]
         logps.append(logp)
         steps = torch.arange(h + 1, device=q_last.device, dtype=q_last.dtype)
         w = torch.stack(alive) * gamma ** steps.unsqueeze(1)  # [H+1, B]

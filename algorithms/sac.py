@@ -1,6 +1,7 @@
 """``sac``: model-free Soft Actor-Critic (Haarnoja et al. 2018b), the baseline of every MBRL plot.
 
-Per env step: act (uniform random for the first ``initial_random_steps`` steps, then a sample from
+The loop of :class:`~algorithms.agents.off_policy.OffPolicyAgent`. Per env step: act (uniform
+random for the first ``initial_random_steps`` steps, then a sample from
 the policy), store the transition, and once ``initial_random_steps`` transitions are stored take
 ``updates_per_step`` gradient steps of :class:`~algorithms.learners.sac.SACLearner` on uniform
 minibatches from the replay buffer. Bootstrapping stops only on ``terminated``; time-limit
@@ -13,21 +14,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import numpy as np
-
+from algorithms.agents.off_policy import OffPolicyAgent
 from algorithms.api import (
     AlgoConfig,
-    Algorithm,
-    Capability,
     NonNegativeInt,
     PositiveInt,
-    RunContext,
-    Transition,
 )
 from algorithms.learners.sac import SACLearner, SACLearnerConfig
-from algorithms.replay.buffer import ReplayBuffer
 from envs.spec import TaskSpec
 
 
@@ -49,12 +44,13 @@ class SACConfig(SACLearnerConfig, AlgoConfig):
     """Gradient steps per env step (Table 1: 1 gradient step, 1 env step per iteration)."""
 
 
-class SACAgent(Algorithm):
-    """The ``sac`` plugin: replay buffer + :class:`SACLearner`, one update per env step."""
+class SACAgent(OffPolicyAgent):
+    """The ``sac`` plugin: replay buffer + :class:`SACLearner`
+    (:class:`~algorithms.agents.off_policy.OffPolicyAgent`'s loop)."""
 
     name = "sac"
     Config = SACConfig
-    requires = frozenset({Capability.CONTINUOUS_ACTIONS})
+    Learner = SACLearner
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
@@ -63,57 +59,3 @@ class SACAgent(Algorithm):
         if config.target_entropy is not None:
             return config
         return dataclasses.replace(config, target_entropy=-float(task.act_dim))
-
-    def __init__(self, task: TaskSpec, config: SACConfig, ctx: RunContext) -> None:
-        super().__init__(task, config, ctx)
-        self.learner = SACLearner(
-            task.obs_dim,
-            task.act_dim,
-            task.act_low,
-            task.act_high,
-            config,
-            ctx.device,
-            ctx.torch_gen,
-            obs_dims=task.policy_obs_dims,
-        )
-        self.buffer = ReplayBuffer.for_trial(config.buffer_size, task.obs_dim, task.act_dim, ctx)
-        self.env_steps = 0
-        self.value_discount = config.gamma
-
-    def state_value(self, obs: np.ndarray) -> float:
-        """The critics at ``obs`` under the deterministic policy (:meth:`SACLearner.state_value`)."""
-        return self.learner.state_value(obs)
-
-    def act(
-        self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None
-    ) -> np.ndarray:
-        """``obs [O]`` -> action ``[A]`` (float32, env units, within the bounds)."""
-        if explore and self.env_steps < self.config.initial_random_steps:
-            return self.random_action()
-        return self.learner.act_one(obs, deterministic=not explore)
-
-    def observe(self, transition: Transition) -> None:
-        """Store the step; ``terminated`` (never ``truncated``) stops bootstrapping."""
-        self.buffer.add(transition)
-        self.env_steps += 1
-
-    def update(self) -> Mapping[str, float]:
-        """``updates_per_step`` SAC steps once ``initial_random_steps`` transitions are stored."""
-        if self.env_steps < self.config.initial_random_steps or len(self.buffer) == 0:
-            return {}
-        metrics: Mapping[str, float] = {}
-        for _ in range(self.config.updates_per_step):
-            metrics = self.learner.update(self.buffer.sample(self.config.batch_size))
-        return metrics
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "learner": self.learner.state_dict(),
-            "buffer": self.buffer.state_dict(),
-            "env_steps": self.env_steps,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.learner.load_state_dict(state["learner"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.env_steps = int(state["env_steps"])

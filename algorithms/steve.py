@@ -19,9 +19,10 @@ every member on every rollout's states, each member's next state feeding its own
 member's reward a reward candidate).
 
 Deviations (each a config field; ``../shared/guide/facts-wave2.md`` section 2 has the paper's
-defaults): SAC (soft targets, entropy terms along the rollout) instead of DDPG; the Q candidates are
-SAC's critics, each taken on its own (``sac.critics``: 2; the paper's Q ensemble is
-``sac.critics=4``, and SAC's own targets and actor then take the minimum of the four); one
+defaults): SAC (soft targets, entropy terms along the rollout) instead of DDPG (``learner: ddpg``
+is the paper's, with its Q ensemble of 4); the Q candidates are SAC's critics, each taken on its
+own (``sac.critics``: 2; ``sac.critics=4`` gives SAC the paper's ensemble size, its own targets and
+actor then taking the minimum of the four); one
 probabilistic ensemble predicts next state and reward (MBPO's, 4 members and 4 elites as the paper's
 ensembles of 4), its members' reward heads the reward ensemble; the task's termination function in
 place of the paper's learned done-predictor; Polyak-averaged target critics instead of the paper's
@@ -36,6 +37,7 @@ import torch
 
 from algorithms.agents.model_based_sac import MBPOModelConfig, ModelBasedSAC, ModelBasedSACConfig
 from algorithms.api import AlgoConfig, NonNegativeInt, PositiveInt, RunContext
+from algorithms.learners.ddpg import DDPGLearnerConfig
 from algorithms.planners.rollout import model_step
 from algorithms.replay.buffer import Batch
 from envs.spec import TaskSpec
@@ -46,6 +48,13 @@ VAR_EPS = 1e-8
 
 def _model_config() -> MBPOModelConfig:
     return MBPOModelConfig(members=4, elites=4, hidden=200, train_every=250)
+
+
+def _ddpg_config() -> DDPGLearnerConfig:
+    return DDPGLearnerConfig(
+        actor_lr=3e-4, critic_lr=3e-4, batch_size=512, hidden=128, layers=4, critics=4,
+        target_every=500, preactivation_penalty=1e-3,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,12 @@ class STEVEConfig(ModelBasedSACConfig):
     paper's separate reward ensemble, ``M N L`` candidates per horizon at ``M`` times the model
     evaluations). Default ``False``: each rollout's own member's reward (``N = 1``, ``M L``
     candidates; both ensembles are one network here, so the pairing is the model's own)."""
+    ddpg: DDPGLearnerConfig = field(default_factory=_ddpg_config)
+    """The paper's learner (``learner: ddpg``): the code's DDPG (``config/core/basic.json``,
+    ``valuerl_learner.py``: a Q ensemble of 4, policy and Q 4 x 128, Adam 3e-4, batch 512, target
+    hard copy every 500 updates, 1e-3 penalty on the actor's pre-tanh output; the exploration
+    noise is CleanRL's 0.1, the facts sheet has none). Each critic regresses the same target (the
+    code trains one random member per sample)."""
     model: MBPOModelConfig = field(default_factory=_model_config)
     """The dynamics and reward ensembles: MBPO's probabilistic ensemble with the paper's 4
     members (code ``transition`` and ``reward`` ensembles of 4), all 4 elites, 4 x 200 swish,
@@ -98,7 +113,7 @@ class STEVEAgent(ModelBasedSAC):
         the task's reward), ``M`` dynamics members, ``L`` critics."""
         cfg, learner, task, model = self.cfg, self.learner, self.task, self.model
         assert isinstance(cfg, STEVEConfig) and task.termination_fn is not None
-        h, gamma, alpha = cfg.horizon, cfg.sac.gamma, learner.alpha
+        h, gamma, alpha = cfg.horizon, self.learner_cfg.gamma, learner.alpha
         b, o = batch.next_obs.shape
         k = 1 if cfg.oracle else len(model.elites)  # the true model is one deterministic member
         members = torch.arange(k, device=batch.obs.device)
@@ -109,7 +124,7 @@ class STEVEAgent(ModelBasedSAC):
 
         def policy(states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """``[M, B, O]`` -> unit actions ``[M, B, A]``, log-probs ``[M, B]``."""
-            a_unit, logp = learner.policy(states.reshape(-1, o))
+            a_unit, logp = learner.rollout_policy(states.reshape(-1, o))
             return a_unit.view(*states.shape[:2], -1), logp.view(states.shape[:2])
 
         # horizon 0 is the real next state, the same for every rollout: one action sample for all

@@ -36,6 +36,7 @@ SMOKE: dict[str, tuple[str, dict]] = {
     "random": ("pendulum", {}),
     "lqr": ("inverted_pendulum", {}),
     "sac": ("pendulum", {"initial_random_steps": 64, "batch_size": 32}),
+    "ddpg": ("pendulum", {"initial_random_steps": 64, "batch_size": 32}),
     "rs": (
         "pendulum",
         {"population": 64, "horizon": 5, "initial_random_steps": 100, "model.max_epochs": 5},

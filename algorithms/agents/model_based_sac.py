@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -41,6 +41,8 @@ from algorithms.api import (
     Transition,
     apply_overrides,
 )
+from algorithms.learners.base import ActorCriticLearner
+from algorithms.learners.ddpg import DDPGLearner, DDPGLearnerConfig
 from algorithms.learners.sac import CriticTargets, SACLearner, SACLearnerConfig
 from algorithms.models.ensemble import EnsembleStep, ProbabilisticEnsemble
 from algorithms.models.learned import LearnedModel, LearnedModelConfig
@@ -108,6 +110,13 @@ class ModelBasedSACConfig(AlgoConfig):
     plugin's per-task value, else ``-|A|``."""
     model: MBPOModelConfig = field(default_factory=MBPOModelConfig)
     """The dynamics model (:class:`MBPOModelConfig`: MBPO's ensemble, learning the reward)."""
+    learner: Literal["sac", "ddpg"] = "sac"
+    """The actor-critic learner: ``sac`` (MBPO's) or ``ddpg`` (the value-expansion papers'
+    base), configured by the field of that name."""
+    ddpg: DDPGLearnerConfig = field(default_factory=DDPGLearnerConfig)
+    """The DDPG learner of ``learner: ddpg``
+    (:class:`~algorithms.learners.ddpg.DDPGLearnerConfig`: CleanRL's values; MVE and STEVE
+    redeclare it with their papers')."""
     updates_per_step: PositiveInt | None = None
     """SAC gradient steps per env step, G (code ``n_train_repeat``: 20; HalfCheetah 40;
     InvertedPendulum 10)."""
@@ -166,17 +175,18 @@ class ModelBasedSAC(Algorithm):
         cfg = self.resolve_config(task, config)  # a no-op on a resolved config
         assert isinstance(cfg, ModelBasedSACConfig)
         self.cfg = cfg
-        self.learner = SACLearner(
+        learner_cls = SACLearner if cfg.learner == "sac" else DDPGLearner
+        self.learner: ActorCriticLearner = learner_cls(
             task.obs_dim,
             task.act_dim,
             task.act_low,
             task.act_high,
-            cfg.sac,
+            self.learner_cfg,
             ctx.device,
             ctx.torch_gen,
             obs_dims=task.policy_obs_dims,
         )
-        self.value_discount = cfg.sac.gamma
+        self.value_discount = self.learner_cfg.gamma
         assert cfg.model.hidden is not None, "resolve the config for a task first"
         self.simulator: SimulatorRollout | None = None
         """The true model of a MuJoCo task without torch dynamics (``oracle`` only)."""
@@ -192,6 +202,11 @@ class ModelBasedSAC(Algorithm):
         self.batch_rows: np.ndarray | None = None
         """``[B]`` real-buffer rows of the minibatch being trained on (``None``: not all real):
         oracle target rollouts restart from their simulator states."""
+
+    @property
+    def learner_cfg(self) -> SACLearnerConfig | DDPGLearnerConfig:
+        """The config of the learner in use (``cfg.sac`` or ``cfg.ddpg``)."""
+        return self.cfg.sac if self.cfg.learner == "sac" else self.cfg.ddpg
 
     @property
     def model(self) -> ProbabilisticEnsemble:
@@ -265,7 +280,7 @@ class ModelBasedSAC(Algorithm):
 
     def sample_batches(self, g: int) -> Batch:
         """``G`` SAC minibatches at once, ``[G, B, ...]``. Default: real transitions only."""
-        bs = self.cfg.sac.batch_size
+        bs = self.learner_cfg.batch_size
         rows = self.buffer.sample_indices(g * bs)
         self._rows = rows.reshape(g, bs)
         b = self.buffer.get(rows)

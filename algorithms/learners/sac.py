@@ -20,19 +20,16 @@ function runs in one batched op per layer (the target critics likewise).
 
 from __future__ import annotations
 
-import copy
-import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from algorithms.api import NonNegativeInt, PositiveFloat, PositiveFraction, PositiveInt
-from algorithms.models.layers import EnsembleMLP
+from algorithms.learners.base import ActorCriticLearner, CriticTargets, adam, mlp
 from algorithms.replay.buffer import Batch
 
 __all__ = ["CriticTargets", "SACLearner", "SACLearnerConfig", "SquashedGaussianActor"]
@@ -80,42 +77,6 @@ class SACLearnerConfig:
     clipped double Q). STEVE's paper form uses 4 (its Q ensemble, ``steve.sac.critics=4``)."""
 
 
-class CriticTargets(NamedTuple):
-    """Critic regression rows other than the batch's own (value expansion: the real transition
-    plus imagined ones, each with its target and weight), the batch's ``B`` real rows first (the
-    logged ``q_mean`` is theirs). Shapes ``[N, ...]``."""
-
-    obs: torch.Tensor
-    """``[N, O]`` states."""
-    act: torch.Tensor
-    """``[N, A]`` actions in env units."""
-    target: torch.Tensor
-    """``[N]`` regression targets (detached)."""
-    weight: torch.Tensor
-    """``[N]`` row weights: each critic's loss is ``0.5 * sum_n weight_n (Q(s_n, a_n) -
-    target_n)^2`` (``1 / B`` on every row is SAC's mean)."""
-
-
-def _adam(params: Any, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel (one kernel for every tensor: ~5x less optimizer time at SAC's
-    sizes on CPU than the per-tensor loop, same arithmetic), else the default implementation."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # pragma: no cover - depends on the build / device
-        return torch.optim.Adam(params, lr=lr)
-
-
-def mlp(in_features: int, out_features: int, hidden: int, layers: int) -> nn.Sequential:
-    """``layers`` hidden ReLU layers of width ``hidden``, then a linear output."""
-    dims = [in_features] + [hidden] * layers
-    mods: list[nn.Module] = []
-    for i, o in itertools.pairwise(dims):
-        mods += [nn.Linear(i, o), nn.ReLU()]
-    mods.append(nn.Linear(dims[-1], out_features))
-    return nn.Sequential(*mods)
-
-
 class SquashedGaussianActor(nn.Module):
     """``pi(a|s) = tanh(N(mu(s), sigma(s)^2))`` over ``[-1, 1]^A``."""
 
@@ -142,113 +103,54 @@ class SquashedGaussianActor(nn.Module):
         return torch.tanh(u), log_prob
 
 
-class SACLearner:
-    """SAC's networks, optimisers and gradient step; knows nothing about environments.
+class SACLearner(ActorCriticLearner):
+    """SAC on the shared actor-critic plumbing (:class:`~algorithms.learners.base.
+    ActorCriticLearner`): a squashed Gaussian actor, the clipped (minimum) soft TD target and a
+    learned temperature. Arguments as the base's; ``cfg`` a :class:`SACLearnerConfig` (or a
+    plugin config extending it); ``generator`` draws the actor's noise."""
 
-    Args:
-        obs_dim, act_dim: sizes ``O`` and ``A``.
-        act_low, act_high: ``[A]`` env action bounds (finite).
-        cfg: hyperparameters (a :class:`SACLearnerConfig`, or a plugin config extending it).
-        device: where networks live and :meth:`update` computes.
-        generator: CPU ``torch.Generator`` for the actor's noise (never the global RNG). On a
-            non-CPU device a device generator is seeded from it once, so sampling stays on device.
-        obs_dims: the observation dims the networks see (``None``: all ``O``). Callers keep
-            passing full ``[B, O]`` observations; the learner selects these dims itself (the
-            locomotion tasks' root x is left out: ``TaskSpec.policy_obs_dims``).
-    """
+    name = "SAC"
 
-    def __init__(
-        self,
-        obs_dim: int,
-        act_dim: int,
-        act_low: np.ndarray | torch.Tensor,
-        act_high: np.ndarray | torch.Tensor,
-        cfg: SACLearnerConfig,
-        device: torch.device | str,
-        generator: torch.Generator,
-        obs_dims: tuple[int, ...] | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.device = torch.device(device)
-        self._shared_generator = self.device.type == "cpu"
-        if self._shared_generator:
-            self.generator = generator
-        else:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-            self.generator = torch.Generator(self.device).manual_seed(seed)
-
-        low = torch.as_tensor(act_low, dtype=torch.float32).to(self.device).reshape(act_dim)
-        high = torch.as_tensor(act_high, dtype=torch.float32).to(self.device).reshape(act_dim)
-        if not (torch.isfinite(low).all() and torch.isfinite(high).all()):
-            raise ValueError("SAC needs finite action bounds")
-        self._low_np, self._high_np = low.cpu().numpy(), high.cpu().numpy()
-        self.act_scale = (high - low) / 2  # [A]
-        self.act_bias = (high + low) / 2  # [A]
-
-        self._obs_index: torch.Tensor | None = None
-        net_obs_dim = obs_dim
-        if obs_dims is not None and tuple(obs_dims) != tuple(range(obs_dim)):
-            self._obs_index = torch.as_tensor(list(obs_dims), dtype=torch.long, device=self.device)
-            net_obs_dim = len(obs_dims)
-        self.actor = SquashedGaussianActor(net_obs_dim, act_dim, cfg.hidden, cfg.layers).to(
-            self.device
-        )
-        self.critic = EnsembleMLP(
-            cfg.critics, net_obs_dim + act_dim, 1, cfg.hidden, cfg.layers, activation=nn.ReLU
-        ).to(self.device)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = self.cfg
         self.log_alpha = torch.tensor(
             math.log(cfg.init_alpha), device=self.device, requires_grad=cfg.autotune_alpha
         )
-        self.target_entropy = float(-act_dim if cfg.target_entropy is None else cfg.target_entropy)
+        self.target_entropy = float(
+            -self.act_dim if cfg.target_entropy is None else cfg.target_entropy
+        )
+        self.actor_opt = adam(self.actor.parameters(), cfg.lr)
+        self.critic_opt = adam(self.critic.parameters(), cfg.lr)
+        self.alpha_opt = adam([self.log_alpha], cfg.lr)
 
-        self.actor_opt = _adam(self.actor.parameters(), cfg.lr)
-        self.critic_opt = _adam(self.critic.parameters(), cfg.lr)
-        self.alpha_opt = _adam([self.log_alpha], cfg.lr)
-        self._critic_params = list(self.critic.parameters())
-        self._target_params = list(self.critic_target.parameters())
-        self.updates = 0
-
-    # ---- helpers -------------------------------------------------------------------------------
+    def make_actor(self, net_obs_dim: int) -> nn.Module:
+        return SquashedGaussianActor(net_obs_dim, self.act_dim, self.cfg.hidden, self.cfg.layers)
 
     @property
     def alpha(self) -> torch.Tensor:
         """Current temperature (a detached scalar tensor)."""
         return self.log_alpha.detach().exp()
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
-
-    def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.randn(shape, generator=self.generator, device=self.device)
-
-    def _net_obs(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[B, O]`` -> ``[B, O']``: the dims the networks see."""
-        return obs if self._obs_index is None else obs.index_select(-1, self._obs_index)
-
-    def to_env_action(self, a: torch.Tensor) -> torch.Tensor:
-        """``[..., A]`` normalised action in ``[-1, 1]`` -> env units."""
-        return a * self.act_scale + self.act_bias
-
-    def to_unit_action(self, a: torch.Tensor) -> torch.Tensor:
-        """``[..., A]`` env-unit action -> normalised ``[-1, 1]``."""
-        return (a - self.act_bias) / self.act_scale
-
-    def q_values(
-        self, obs: torch.Tensor, act_unit: torch.Tensor, *, target: bool = False
-    ) -> torch.Tensor:
-        """Every critic: ``obs [B, O]``, normalised ``act_unit [B, A]`` -> ``[C, B]`` (float32,
-        ``C = critics``)."""
-        net = self.critic_target if target else self.critic
-        with self._autocast():
-            return net(torch.cat([self._net_obs(obs), act_unit], dim=-1)).squeeze(-1).float()
+    def aggregate_q(self, q: torch.Tensor) -> torch.Tensor:
+        return q.min(0).values
 
     def policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised sample: ``obs [B, O]`` -> normalised ``a [B, A]``, ``log_prob [B]``."""
         noise = self._noise((obs.shape[0], self.act_dim))
         with self._autocast():
             return self.actor.sample(self._net_obs(obs), noise)
+
+    def rollout_policy(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Imagined rollouts follow the current stochastic policy (:meth:`policy`)."""
+        return self.policy(obs)
+
+    def deterministic_action(self, obs: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return torch.tanh(self.actor(self._net_obs(obs))[0])
+
+    def explore_action(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy(obs)[0]
 
     @torch.no_grad()
     def soft_value_target(self, next_obs: torch.Tensor) -> torch.Tensor:
@@ -262,85 +164,6 @@ class SACLearner:
         """One-step soft TD target ``r + gamma (1 - terminated) V(s')``: ``[B]``."""
         v_next = self.soft_value_target(batch.next_obs)
         return batch.reward + self.cfg.gamma * (1.0 - batch.terminated) * v_next
-
-    # ---- acting --------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool) -> torch.Tensor:
-        """``obs [B, O]`` -> action ``[B, A]`` in env units; ``tanh(mean)`` when deterministic."""
-        obs = obs.to(self.device, torch.float32)
-        if deterministic:
-            with self._autocast():
-                a = torch.tanh(self.actor(self._net_obs(obs))[0])
-        else:
-            a = self.policy(obs)[0]
-        return self.to_env_action(a)
-
-    @torch.no_grad()
-    def state_value(self, obs: np.ndarray) -> float:
-        """The critics' estimate at one observation ``[O]`` under the deterministic policy:
-        ``min_i Q_i(s, tanh(mean(s)))`` (a soft Q: it includes the entropy bonus of the stochastic
-        policy's future steps, small once ``alpha`` has decayed). No random draw."""
-        o = torch.as_tensor(np.asarray(obs, np.float32), device=self.device).unsqueeze(0)
-        with self._autocast():
-            a = torch.tanh(self.actor(self._net_obs(o))[0])
-        return float(self.q_values(o, a).min(0).values[0])
-
-    def act_one(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
-        """One env observation ``[O]`` -> float32 action ``[A]`` in env units, clipped to the
-        bounds (guards against rounding at the edges of ``tanh``)."""
-        obs_t = torch.as_tensor(np.asarray(obs, np.float32)).unsqueeze(0)
-        action = self.act(obs_t, deterministic)[0].cpu().numpy()
-        return np.clip(action, self._low_np, self._high_np).astype(np.float32)
-
-    # ---- learning ------------------------------------------------------------------------------
-
-    def update(
-        self, batch: Batch, target: torch.Tensor | CriticTargets | None = None
-    ) -> dict[str, float]:
-        """One SAC gradient step: :meth:`update_critic`, :meth:`update_actor`,
-        :meth:`update_targets`, in that order.
-
-        ``batch``: obs ``[B, O]``, act ``[B, A]`` (env units), reward ``[B]``, next_obs ``[B, O]``,
-        terminated ``[B]``; moved to the learner's device if it is not there already.
-        ``target``: optional ``[B]`` critic regression target replacing :meth:`td_target`
-        (STEVE's weighted target), or :class:`CriticTargets` rows the critics regress on instead of
-        the batch (MVE's real and imagined rows); the actor always trains on ``batch.obs``.
-        Returns ``critic_loss``, ``actor_loss``, ``alpha_loss``, ``alpha``, ``entropy``,
-        ``q_mean`` (one device sync).
-        """
-        batch = self._on_device(batch)
-        critic = self.update_critic(batch, target)
-        actor = self.update_actor(batch.obs)
-        self.update_targets()
-        stats = torch.stack([critic["critic_loss"], *actor.values(), critic["q_mean"]]).tolist()
-        keys = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean")
-        return dict(zip(keys, stats, strict=True))
-
-    def _on_device(self, batch: Batch) -> Batch:
-        return Batch(*(x.to(self.device, torch.float32, non_blocking=True) for x in batch))
-
-    def update_critic(
-        self, batch: Batch, target: torch.Tensor | CriticTargets | None = None
-    ) -> dict[str, torch.Tensor]:
-        """One gradient step of the critics on ``0.5 * mean (Q_i - y)^2`` summed over ``i``
-        (softlearning's loss), ``y`` = ``target [B]`` or :meth:`td_target`; or, with
-        :class:`CriticTargets`, on their weighted rows. Returns detached scalar tensors
-        ``critic_loss``, ``q_mean`` (over the batch's own rows; no device sync)."""
-        if isinstance(target, CriticTargets):
-            rows = CriticTargets(*(x.to(self.device) for x in target))
-            q = self.q_values(rows.obs, self.to_unit_action(rows.act))  # [C, N]
-            err = (q - rows.target.detach()).pow(2)
-            critic_loss = 0.5 * (err * rows.weight).sum(dim=1).sum()
-            q = q[:, : batch.obs.shape[0]]
-        else:
-            y = self.td_target(batch) if target is None else target.to(self.device).detach()
-            q = self.q_values(batch.obs, self.to_unit_action(batch.act))  # [C, B]
-            critic_loss = 0.5 * (q - y).pow(2).mean(dim=1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        return {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
 
     def update_actor(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """One gradient step of the actor on ``E[alpha log pi(a|s) - min_i Q_i(s, a)]`` (``a``
@@ -373,39 +196,17 @@ class SACLearner:
             "entropy": -log_prob.mean(),
         }
 
-    @torch.no_grad()
-    def update_targets(self) -> None:
-        """Polyak step ``theta_targ <- (1 - tau) theta_targ + tau theta`` (one fused op over all
-        tensors); counts one update."""
-        torch._foreach_lerp_(self._target_params, self._critic_params, self.cfg.tau)
-        self.updates += 1
-
     # ---- checkpointing -------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
+            **super().state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
-            # the trial's CPU generator is saved by its owner (RunContext.generator_state); a
-            # device generator the learner seeded for itself is the learner's to save
-            "generator": None if self._shared_generator else self.generator.get_state(),
-            "updates": self.updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.critic_target.load_state_dict(state["critic_target"])
+        super().load_state_dict(state)
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        if state["generator"] is not None and not self._shared_generator:
-            self.generator.set_state(state["generator"])
-        self.updates = int(state["updates"])

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         extra = ""
         if name != "sac":
             cfg = agent.cfg
-            extra = f"H={cfg.horizon}, {len(agent.model.elites)} elites, {cfg.sac.critics} critics"
+            critics = agent.learner_cfg.critics
+            extra = f"H={cfg.horizon}, {len(agent.model.elites)} elites, {critics} critics"
         print(f"{name:6s} {ms:8.2f} ms  {ms / base:5.2f}x SAC  {extra}")
 
 
