@@ -320,3 +320,17 @@ def test_value_expansion_learns_inverted_pendulum(algo, overrides):
     )  # fmt: skip
     curve = eval_curve(run_trial(spec))
     assert curve[-1][1] >= 950, curve
+
+
+def test_the_driver_hands_simulator_states_to_an_oracle_run():
+    """Through the driver (``Transition.sim_state`` from the env's info): a short ``oracle=true``
+    MVE trial on a MuJoCo task trains and stores the simulator state of every transition."""
+    from benchmark.driver import TrialSpec, eval_curve, run_trial
+
+    overrides = {**SMALL, "oracle": True, "initial_random_steps": 100, "updates_per_step": 1,
+                 "horizon": 2, "model.train_every": 100, "model.max_epochs": 2}  # fmt: skip
+    spec = TrialSpec("mve", "inverted_pendulum", 0, 200, eval_every=200, eval_episodes=1,
+                     overrides=overrides, threads=1)  # fmt: skip
+    rows = run_trial(spec)
+    assert [s for s, _ in eval_curve(rows)] == [0, 200]
+    assert any(r["metric"] == "critic_loss" for r in rows)
