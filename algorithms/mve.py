@@ -104,6 +104,7 @@ class MVEAgent(ModelBasedSAC):
         if h == 0:
             return None
         learner, task = self.learner, self.task
+        assert task.termination_fn is not None  # ModelBasedSAC requires it
         gamma, alpha = self.learner_cfg.gamma, learner.alpha
         b = batch.obs.shape[0]
         step_fn = self.target_step_fn()
@@ -117,7 +118,6 @@ class MVEAgent(ModelBasedSAC):
             acts.append(a)
             logps.append(logp)
             rewards.append(r)
-            assert task.termination_fn is not None
             done = task.termination_fn(s, a, nxt).reshape(b).float()
             alive.append(alive[-1] * (1.0 - done))
             states.append(nxt)

@@ -34,7 +34,6 @@ from algorithms.api import (
     AlgoConfig,
     Algorithm,
     Capability,
-    ConfigError,
     NonNegativeInt,
     PositiveInt,
     RunContext,
@@ -46,7 +45,7 @@ from algorithms.learners.ddpg import DDPGLearner, DDPGLearnerConfig
 from algorithms.learners.sac import CriticTargets, SACLearner, SACLearnerConfig
 from algorithms.models.ensemble import EnsembleStep, ProbabilisticEnsemble
 from algorithms.models.learned import LearnedModel, LearnedModelConfig
-from algorithms.planners.models import SimulatorStep
+from algorithms.planners.models import SimulatorStep, check_true_model
 from algorithms.planners.rollout import StepFn
 from algorithms.replay.buffer import Batch, ReplayBuffer
 from envs.spec import TaskSpec
@@ -163,12 +162,8 @@ class ModelBasedSAC(Algorithm):
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         super().check_task(task, config)
         assert isinstance(config, ModelBasedSACConfig)
-        if config.oracle and not (task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)):
-            raise ConfigError(
-                f"{cls.name} with oracle=true needs the task's torch dynamics or its MuJoCo "
-                f"simulator; task {task.name!r} has neither. Use oracle=false or a task with "
-                "'dynamics' or 'simulator' (see `make list`)."
-            )
+        if config.oracle:
+            check_true_model(cls.name, task)
 
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)

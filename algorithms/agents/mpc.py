@@ -37,7 +37,6 @@ from algorithms.api import (
     AlgoConfig,
     Algorithm,
     Capability,
-    ConfigError,
     PositiveFraction,
     PositiveInt,
     RunContext,
@@ -49,6 +48,7 @@ from algorithms.planners.models import (
     EnsembleModel,
     PlanningModel,
     SimulatorModel,
+    check_true_model,
 )
 from algorithms.planners.optimizers import Objective, TrajectoryOptimizer
 from envs.spec import TaskSpec
@@ -89,12 +89,8 @@ class MPCAgent(LearnedModelHooks, Algorithm):
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         super().check_task(task, config)
         assert isinstance(config, MPCConfig)
-        if config.oracle and not (task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)):
-            raise ConfigError(
-                f"{cls.name} with oracle=true needs the task's torch dynamics or its MuJoCo "
-                f"simulator; task {task.name!r} has neither. Use oracle=false or a task with "
-                "'dynamics' or 'simulator' (see `make list`)."
-            )
+        if config.oracle:
+            check_true_model(cls.name, task)
 
     def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
         super().__init__(task, config, ctx)

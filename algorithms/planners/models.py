@@ -33,6 +33,20 @@ from algorithms.planners.rollout import StepFn, rollout, score_trajectories
 from envs.spec import TaskSpec
 
 
+def check_true_model(algo: str, task: TaskSpec) -> None:
+    """Before any trial: an ``oracle=true`` plugin needs the task's torch dynamics or its MuJoCo
+    simulator (:class:`DynamicsModel`, :class:`SimulatorModel`, :class:`SimulatorStep`)."""
+    from algorithms.api import ConfigError
+    from envs.spec import Capability
+
+    if not (task.has(Capability.DYNAMICS) or task.has(Capability.SIMULATOR)):
+        raise ConfigError(
+            f"{algo} with oracle=true needs the task's torch dynamics or its MuJoCo simulator; "
+            f"task {task.name!r} has neither. Use oracle=false or a task with 'dynamics' or "
+            "'simulator' (see `make list`)."
+        )
+
+
 @runtime_checkable
 class PlanningModel(Protocol):
     """The model an MPC agent plans with."""
