@@ -116,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="merged runs: merge even where configs differ for the same algorithm and task",
     )
+    pl.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="RUN=NAME",
+        help="merged runs: rename every algorithm of RUN to <algo>-NAME (e.g. the oracle run of "
+        "the same plugins: --variant oracle-ip=oracle); repeatable",
+    )
     sub.add_parser("list", help="list algorithms, tasks and suites")
     co = sub.add_parser(
         "costs", help="refresh benchmark/costs.csv (the plan's estimates) from a finished run"
@@ -165,8 +173,19 @@ def main(argv: list[str] | None = None) -> int:
             files = render(run_dirs[0])
         else:
             out = Path(args.results) / (args.out or "+".join(d.name for d in run_dirs))
+            bad = [v for v in args.variant if "=" not in v]
+            if bad:
+                print(f"error: --variant {bad[0]}: write RUN=NAME, e.g. --variant "
+                      f"{run_dirs[-1].name}=oracle", file=sys.stderr)  # fmt: skip
+                return 2
+            variants = dict(v.split("=", 1) for v in args.variant)
             try:
-                files = merge_runs(run_dirs, out, allow_config_mismatch=args.allow_config_mismatch)
+                files = merge_runs(
+                    run_dirs,
+                    out,
+                    allow_config_mismatch=args.allow_config_mismatch,
+                    variants=variants,
+                )
             except (MergeError, DuplicateRowsError) as e:
                 print(f"error: {e}", file=sys.stderr)
                 return 2

@@ -16,7 +16,10 @@ Writes into ``results/<run>/``:
 concatenated ``curves.csv`` and ``trials.csv``, a ``meta.json`` naming its sources, and the same
 figures and tables (:func:`merge_runs`). Runs whose resolved configs (or budgets) differ for the
 same algorithm and task are refused unless ``--allow-config-mismatch``; the same (algorithm,
-task, seed) in two runs is always refused.
+task, seed) in two runs is always refused. ``--variant RUN=NAME`` renames every algorithm of one
+run to ``<algo>-NAME`` in the merge, so the same plugin under two configs (the learned model
+against ``oracle: true``, bf16 against fp32) becomes two curves side by side instead of a
+mismatch.
 """
 
 from __future__ import annotations
@@ -229,21 +232,31 @@ class MergeError(ValueError):
 BUDGET = ("total_steps", "eval_every", "eval_episodes")
 
 
-def _run_settings(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """``{"algo__task": {field: value}}``: the resolved config and the budget of each pair."""
+def _renamed(pair: str, suffix: str | None) -> str:
+    """``"algo__task"`` with the algorithm renamed ``algo-suffix`` (unchanged without one)."""
+    algo, _, task = pair.partition("__")
+    return f"{algo}-{suffix}__{task}" if suffix else pair
+
+
+def _run_settings(run_dir: Path, suffix: str | None = None) -> dict[str, dict[str, Any]]:
+    """``{"algo__task": {field: value}}``: the resolved config and the budget of each pair
+    (algorithms renamed ``algo-suffix`` when the run is merged as a variant)."""
     meta = json.loads((run_dir / "meta.json").read_text())
-    out = {k: dict(v) for k, v in (meta.get("resolved_configs") or {}).items()}
+    out = {_renamed(k, suffix): dict(v) for k, v in (meta.get("resolved_configs") or {}).items()}
     trials = run_dir / "trials.json"
     for spec in json.loads(trials.read_text()) if trials.exists() else []:
-        pair = out.setdefault(f"{spec['algo']}__{spec['task']}", {})
+        pair = out.setdefault(_renamed(f"{spec['algo']}__{spec['task']}", suffix), {})
         pair.update({f"trial.{k}": spec[k] for k in BUDGET if k in spec})
     return out
 
 
-def config_mismatches(run_dirs: Sequence[Path]) -> list[str]:
+def config_mismatches(
+    run_dirs: Sequence[Path], variants: dict[str, str] | None = None
+) -> list[str]:
     """One line per (algorithm, task) whose resolved config or budget differs between runs,
-    naming the differing fields and their values per run."""
-    settings = {d.name: _run_settings(d) for d in run_dirs}
+    naming the differing fields and their values per run (``variants``: see :func:`merge_runs`)."""
+    variants = variants or {}
+    settings = {d.name: _run_settings(d, variants.get(d.name)) for d in run_dirs}
     lines = []
     pairs = sorted({p for s in settings.values() for p in s})
     for pair in pairs:
@@ -267,14 +280,30 @@ def merge_runs(
     out_dir: str | Path,
     *,
     allow_config_mismatch: bool = False,
+    variants: dict[str, str] | None = None,
 ) -> list[Path]:
     """Merge finished runs into ``out_dir`` (which must not exist) and render it; returns the
-    files written. Raises :class:`MergeError` before writing anything when the runs cannot be
-    compared (see the module docstring)."""
+    files written. ``variants`` maps a run's folder name to a suffix: every algorithm of that
+    run is renamed ``<algo>-<suffix>`` in the merged curves, trials and configs (e.g.
+    ``{"oracle-ip": "oracle"}`` puts ``mbpo-oracle`` next to ``mbpo``). Raises
+    :class:`MergeError` before writing anything when the runs cannot be compared (see the
+    module docstring)."""
     dirs = [Path(d) for d in run_dirs]
     out = Path(out_dir)
+    variants = dict(variants or {})
     if len({d.resolve() for d in dirs}) != len(dirs):
         raise MergeError("a run is named twice; list each run once")
+    names = [d.name for d in dirs]
+    for run, suffix in variants.items():
+        if run not in names:
+            raise MergeError(
+                f"--variant {run}={suffix}: {run!r} is not one of the merged runs ({', '.join(names)})"
+            )
+        if not suffix or not all(c.isalnum() or c in "_." for c in suffix):
+            raise MergeError(
+                f"--variant {run}={suffix!r}: the name must be letters, digits, '_' or '.', "
+                f"e.g. --variant {run}=oracle"
+            )
     for d in dirs:
         for name in ("curves.csv", "meta.json"):
             if not (d / name).exists():
@@ -287,6 +316,8 @@ def merge_runs(
     for d in dirs:
         c = load_curves(d)
         check_unique(c, where=str(d))
+        if d.name in variants:
+            c = c.assign(algo=c["algo"] + "-" + variants[d.name])
         curves.append(c.assign(run_id=d.name))
     seen: dict[tuple[str, str, int], str] = {}
     for d, c in zip(dirs, curves, strict=True):
@@ -298,23 +329,25 @@ def merge_runs(
                     "with different seeds (e.g. SEEDS=3-4 next to SEEDS=3)"
                 )
             seen[key] = d.name
-    mismatches = config_mismatches(dirs)
+    mismatches = config_mismatches(dirs, variants)
     if mismatches and not allow_config_mismatch:
         raise MergeError(
             "the runs' configs differ for the same algorithm and task ("
             + " | ".join(mismatches)
             + "); pass --allow-config-mismatch to merge them anyway"
         )
-    trials = [
-        pd.read_csv(d / "trials.csv").assign(run_id=d.name)
-        for d in dirs
-        if (d / "trials.csv").exists()
-    ]
+    trials = []
+    for d in dirs:
+        if (d / "trials.csv").exists():
+            t = pd.read_csv(d / "trials.csv").assign(run_id=d.name)
+            if d.name in variants and "algo" in t:
+                t["algo"] = t["algo"] + "-" + variants[d.name]
+            trials.append(t)
     metas = {d.name: json.loads((d / "meta.json").read_text()) for d in dirs}
     configs: dict[str, Any] = {}
-    for m in metas.values():
+    for run, m in metas.items():
         for pair, cfg in (m.get("resolved_configs") or {}).items():
-            configs.setdefault(pair, cfg)
+            configs.setdefault(_renamed(pair, variants.get(run)), cfg)
     out.mkdir(parents=True)
     merged = pd.concat(curves, ignore_index=True)
     merged.to_csv(out / "curves.csv", index=False)
@@ -334,6 +367,7 @@ def merge_runs(
         },
         "allow_config_mismatch": allow_config_mismatch,
         "config_mismatches": mismatches,
+        "variants": variants,
     }
     if mismatches:  # each run's own, since they differ
         meta["resolved_configs_by_run"] = {r: m.get("resolved_configs") for r, m in metas.items()}

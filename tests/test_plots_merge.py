@@ -102,3 +102,33 @@ def test_cli_merges_and_refuses_with_one_line(cli, runs):
         "plots", "b,longer", "--results", str(runs), "--out", "merged", "--allow-config-mismatch"
     )
     assert again.returncode == 2 and "never overwritten" in again.stderr
+
+
+def test_variant_puts_the_same_plugin_under_two_names(runs):
+    """``--variant``: the same (algorithm, task, seed) from two runs with different configs (the
+    learned model against the oracle) become two algorithms instead of a refused merge."""
+    with pytest.raises(MergeError, match="is in both a and again"):
+        merge_runs([runs / "a", runs / "again"], runs / "v0")
+    with pytest.raises(MergeError, match="'nope' is not one of the merged runs"):
+        merge_runs([runs / "a", runs / "again"], runs / "v0", variants={"nope": "x"})
+    with pytest.raises(MergeError, match="letters, digits"):
+        merge_runs([runs / "a", runs / "again"], runs / "v0", variants={"again": "a b"})
+    assert not (runs / "v0").exists()
+    merge_runs([runs / "a", runs / "longer"], runs / "v1", variants={"longer": "long"})
+    curves = pd.read_csv(runs / "v1" / "curves.csv")
+    assert set(zip(curves["algo"], curves["seed"], strict=True)) == {
+        ("random", 0), ("random", 1), ("random-long", 5)
+    }  # fmt: skip
+    meta = json.loads((runs / "v1" / "meta.json").read_text())
+    assert meta["config_mismatches"] == [] and meta["variants"] == {"longer": "long"}
+    assert set(meta["resolved_configs"]) == {"random__pendulum", "random-long__pendulum"}
+    assert set(pd.read_csv(runs / "v1" / "trials.csv")["algo"]) == {"random", "random-long"}
+    assert "| pendulum | random-long | 1 |" in (runs / "v1" / "summary.md").read_text()
+
+
+def test_cli_variant_needs_run_equals_name(cli, runs):
+    bad = cli("plots", "a,again", "--results", str(runs), "--variant", "again")
+    assert bad.returncode == 2 and "write RUN=NAME" in bad.stderr
+    ok = cli("plots", "a,again", "--results", str(runs), "--out", "v2", "--variant", "again=x")
+    assert ok.returncode == 0, ok.stderr
+    assert "random-x" in set(pd.read_csv(runs / "v2" / "curves.csv")["algo"])
