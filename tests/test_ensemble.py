@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -203,6 +205,19 @@ def test_fit_early_stops_and_learns_reward() -> None:
         m.fit(obs, act, nxt, rng=rng)
 
 
+def test_fit_stops_after_max_batches() -> None:
+    """``max_batches``: a fixed number of minibatch steps (MVE's rate per env step), the last
+    epoch partial; early stopping and ``max_epochs`` still end it sooner."""
+    obs, act, nxt = linear_data(200, np.random.default_rng(3))  # 160 train rows: 3 batches of 64
+    m = ProbabilisticEnsemble(OBS, ACT, small(patience=1000, batch_size=64))
+    res = m.fit(obs, act, nxt, rng=np.random.default_rng(0), max_batches=7)
+    assert (res.batches, res.epochs) == (7, 3) and math.isfinite(res.train_loss)
+    res = m.fit(obs, act, nxt, rng=np.random.default_rng(0), max_batches=7, max_epochs=1)
+    assert (res.batches, res.epochs) == (3, 1)
+    uncapped = ProbabilisticEnsemble(OBS, ACT, small(max_epochs=4, batch_size=64))
+    assert uncapped.fit(obs, act, nxt, rng=np.random.default_rng(0)).batches == 12
+
+
 def test_fit_is_reproducible_from_the_rng() -> None:
     obs, act, nxt = linear_data(200, np.random.default_rng(3))
 
@@ -319,3 +334,34 @@ def test_step_members_matches_each_members_own_prediction() -> None:
     b = m.step_members(obs, act, generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(a.next_obs, b.next_obs)
     assert not torch.equal(a.next_obs, out.next_obs)
+
+
+def test_learned_model_caps_refits_at_a_rate_per_env_step() -> None:
+    """``fit_batches_per_step``: the first fit (end of the random phase) early-stops as MBPO's,
+    every refit after it takes at most ``rate x steps since the previous fit`` minibatches."""
+    from algorithms.api import RunContext, Transition
+    from algorithms.models.learned import LearnedModel, LearnedModelConfig
+    from envs import TASKS
+
+    task = TASKS["pendulum"].resolve()
+    cfg = LearnedModelConfig(
+        members=3, elites=2, hidden=16, layers=2, batch_size=32, train_every=40,
+        fit_batches_per_step=0.25, patience=1000, max_epochs=3,
+    )  # fmt: skip
+    lm = LearnedModel(task, cfg, RunContext.from_seed(0), buffer_size=1000,
+                      initial_random_steps=200, report="update")  # fmt: skip
+    rng = np.random.default_rng(0)
+    env = task.make_env()
+    obs, _ = env.reset(seed=0)
+    fits = []
+    for _ in range(280):
+        a = rng.uniform(task.act_low, task.act_high).astype(np.float32)
+        nxt, r, term, trunc, _ = env.step(a)
+        lm.observe(Transition(obs, a, float(r), nxt, bool(term), bool(trunc)))
+        if lm.update():
+            fits.append(lm.last_fit)
+        obs = nxt if not (term or trunc) else env.reset()[0]
+    # 200 rows: 160 train, 5 batches per epoch; first fit uncapped (max_epochs 3); then
+    # 0.25 x 40 = 10 batches per refit (the data have grown to 240 and 280 rows: 6 and 7 per epoch)
+    assert [f.batches for f in fits] == [15, 10, 10]
+    assert [f.epochs for f in fits] == [3, 2, 2]

@@ -85,6 +85,8 @@ class FitResult:
     n_train: int
     n_holdout: int
     seconds: float
+    batches: int = 0
+    """Minibatch steps taken (every epoch's, the last one's possibly partial)."""
 
     def metrics(self, prefix: str = "model_") -> dict[str, float]:
         """Deterministic metrics to log (``seconds`` is left out: wall-clock time would make
@@ -463,9 +465,13 @@ class ProbabilisticEnsemble(nn.Module):
         *,
         rng: np.random.Generator,
         max_epochs: int | None = None,
+        max_batches: int | None = None,
     ) -> FitResult:
         """Train on ``N`` transitions (``obs [N, O]``, ``act [N, A]``, ``next_obs [N, O]``,
         ``reward [N]``) until early stopping, keeping each member's best-holdout weights.
+        ``max_batches`` > 0 also stops after that many minibatch steps (a partial last epoch
+        is scored and snapshotted as a whole one): a fixed training rate per env step
+        (:attr:`~algorithms.models.learned.LearnedModelConfig.fit_batches_per_step`).
 
         Follows MBPO ``BNN.train``: a fresh random holdout split (``holdout_ratio``, capped at
         ``max_holdout``), input normalizer fitted on the training part, per-member bootstrap
@@ -510,13 +516,14 @@ class ProbabilisticEnsemble(nn.Module):
         params = [p for layer in self.layers for p in (layer.weight, layer.bias)]
         snapshot = [p.detach().clone() for p in params]
         best = torch.full((e,), math.inf, device=dev)
-        since, epoch, train_loss = 0, 0, math.nan
+        since, epoch, train_loss, done = 0, 0, math.nan, 0
         self.train()
         while True:
             idx = rng.permuted(idx, axis=1)
             idx_t = torch.as_tensor(idx.T.copy(), device=dev)  # [n_train, E]: batch b is a slice
             loss_sum = torch.zeros((), device=dev)
-            for b in range(n_batches):
+            batches = n_batches if not max_batches else min(n_batches, max_batches - done)
+            for b in range(batches):
                 flat = idx_t[b * bs : (b + 1) * bs].T.reshape(-1)  # [E * b'], member-major
                 m = len(flat) // e
                 xb = torch.index_select(x_tr, 0, flat, out=xbuf[: len(flat)]).view(e, m, -1)
@@ -527,7 +534,8 @@ class ProbabilisticEnsemble(nn.Module):
                 self.optim.step()
                 loss_sum += nll
             epoch += 1
-            train_loss = float(loss_sum) / n_batches
+            done += batches
+            train_loss = float(loss_sum) / batches
             mse = self.member_mse(x_ho, y_ho)
             improved = (best - mse) / best > cfg.improvement
             improved |= torch.isinf(best) & torch.isfinite(mse)
@@ -540,7 +548,11 @@ class ProbabilisticEnsemble(nn.Module):
                 since = 0
             else:
                 since += 1
-            if since > cfg.patience or (max_epochs and epoch >= max_epochs):
+            if (
+                since > cfg.patience
+                or (max_epochs and epoch >= max_epochs)
+                or (max_batches and done >= max_batches)
+            ):
                 break
         with torch.no_grad():
             for snap, p in zip(snapshot, params, strict=True):
@@ -560,6 +572,7 @@ class ProbabilisticEnsemble(nn.Module):
             n_train=n_train,
             n_holdout=n_hold,
             seconds=time.perf_counter() - t0,
+            batches=done,
         )
 
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 
 from algorithms.api import (
     AlgoConfig,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
     RunContext,
@@ -57,6 +58,14 @@ class LearnedModelConfig(EnsembleConfig):
     train_every: NonNegativeInt = 0
     """Refit every this many env steps, counted from the first fit (0: never on a step count;
     the planners then refit only after each training episode, as PETS)."""
+    fit_batches_per_step: NonNegativeFloat = 0.0
+    """Cap on a refit's minibatch steps: this many per env step since the previous fit (0: no
+    cap, MBPO's holdout early stopping alone decides, ``BNN.train``). MVE trains its dynamics
+    at a fixed rate, 4 batches per env step (vlad17/mve ``experiments/hc5.yaml``), STEVE
+    continuously next to the learner; with ``train_every`` 250 and 4 here a refit takes at most
+    1000 steps, which keeps a refit's cost flat as the data grow (uncapped Hopper refits ran
+    ~300 epochs: docs/algorithms/value_expansion.md). The first fit, at the end of the random
+    phase, is never capped (STEVE pretrains its model for 10k updates)."""
 
     def for_task(self, task: TaskSpec) -> LearnedModelConfig:
         """These settings with the per-task defaults filled in: the weight decays of
@@ -177,6 +186,7 @@ class LearnedModel:
         )
         assert config.train_every is not None, "resolve the config for a task first"
         self.fit_every = config.train_every
+        self.fit_rate = config.fit_batches_per_step
         self.fit_at_episode_end = fit_at_episode_end
         self.report = report
         self.env_steps = 0
@@ -206,12 +216,16 @@ class LearnedModel:
         ``report="episode_end"``)."""
         errors = self.probe.measure(self.model)  # data since the last fit: held out from it
         data = self.buffer.all()
+        max_batches = None
+        if self.fit_rate and self.last_fit is not None:
+            max_batches = max(1, round(self.fit_rate * (self.env_steps - self.last_fit_step)))
         self.last_fit = self.model.fit(
             data.obs,
             data.act,
             data.next_obs,
             data.reward if self.learn_reward else None,
             rng=self.ctx.np_rng,
+            max_batches=max_batches,
         )
         self.last_fit_step = self.env_steps
         stats = {**errors, **self.last_fit.metrics()}
