@@ -9,6 +9,10 @@ Writes into ``results/<run>/``:
   losses) as small multiples, so compounding model error is visible next to the returns;
 - ``plots/<task>_model_error.png``: the compounding-error curve, held-out ``k``-step model error
   (``model_err_h{k}``) against ``k``, for every algorithm that logs it;
+- ``plots/<task>_model_trust.png``: how far each method's values can be trusted and how far it
+  trusts its model: the critic's value bias at the evaluation start states (``value_bias``,
+  prediction minus the discounted return obtained; every value-based plugin) and, per algorithm
+  that logs them, STEVE's mean weight on each horizon ``steve_w_h{i}`` stacked to 1;
 - ``summary.md`` / ``summary.tex``: final return per task and algorithm (mean, IQM, 95% CI).
 
 ``python -m benchmark plots a,b`` merges finished runs (e.g. seeds 3-4 run later next to seeds
@@ -128,6 +132,55 @@ def plot_model_error(
     return ax
 
 
+def horizon_weights(curves: pd.DataFrame) -> pd.DataFrame:
+    """STEVE's horizon weights ``steve_w_h{i}`` averaged over seeds per algorithm, env step and
+    horizon ``i``. Columns ``algo, env_step, horizon, value``."""
+    df = curves[curves["metric"].str.fullmatch(r"steve_w_h\d+")].copy()
+    if df.empty:
+        return pd.DataFrame(columns=["algo", "env_step", "horizon", "value"])
+    df["horizon"] = df["metric"].str.removeprefix("steve_w_h").astype(int)
+    return df.groupby(["algo", "env_step", "horizon"], as_index=False)["value"].mean()
+
+
+def plot_model_trust(
+    curves: pd.DataFrame,
+    *,
+    seed: int = 0,
+    palette: dict[str, tuple[float, float, float]] | None = None,
+) -> plt.Figure | None:
+    """One task's value bias of every algorithm that logs it (95% CI across seeds, zero line)
+    next to one stacked panel of horizon weights per algorithm with ``steve_w_h{i}``; ``None``
+    when the curves have neither."""
+    weights = horizon_weights(curves)
+    weighted = sorted(weights["algo"].unique())
+    has_bias = bool((curves["metric"] == "value_bias").any())
+    if not has_bias and not weighted:
+        return None
+    n = int(has_bias) + len(weighted)
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 3.5), squeeze=False)
+    panels = list(axes.flat)
+    if has_bias:
+        ax = panels.pop(0)
+        plot_curves(curves, metric="value_bias", ax=ax, seed=seed, palette=palette)
+        ax.axhline(0.0, color="0.3", lw=0.8, ls="--")
+        ax.set_ylabel("value prediction - discounted return")
+        ax.set_title("value bias at the evaluation start states")
+    for ax, algo in zip(panels, weighted, strict=True):
+        w = weights[weights["algo"] == algo].pivot(
+            index="env_step", columns="horizon", values="value"
+        )
+        ax.stackplot(
+            w.index,
+            *(w[h].to_numpy() for h in w.columns),
+            labels=[f"h = {h}" for h in w.columns],
+            colors=sns.color_palette("crest", len(w.columns)),
+        )
+        ax.set(xlabel="env steps", ylabel="mean weight", ylim=(0, 1))
+        ax.set_title(f"{algo}: weight on each horizon (h = 0: critics alone)")
+        ax.legend(loc="lower left", fontsize="small")
+    return fig
+
+
 def _save(fig: plt.Figure, path: Path, *, tight: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
@@ -164,12 +217,17 @@ def render(run_dir: str | Path) -> list[Path]:
             for ax in list(axes.flat)[len(metrics) :]:
                 ax.set_visible(False)
             fig.suptitle(f"{task}: diagnostics")
-            written.append(_save(fig, out / f"{task}_diagnostics.png"))
+            fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (3 * rows)))  # room for the title
+            written.append(_save(fig, out / f"{task}_diagnostics.png", tight=False))
         if not model_error_by_horizon(curves[curves["env"] == task]).empty:
             fig, ax = plt.subplots(figsize=(5, 3.5))
             plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette)
             ax.set_title(f"{task}: compounding model error (second half of training)")
             written.append(_save(fig, out / f"{task}_model_error.png"))
+        fig = plot_model_trust(curves[curves["env"] == task], palette=palette)
+        if fig is not None:
+            fig.suptitle(task)
+            written.append(_save(fig, out / f"{task}_model_trust.png"))
 
     if tasks:
         cols = min(3, len(tasks))
