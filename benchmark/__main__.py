@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         help="merged runs: rename every algorithm of RUN to <algo>-NAME (e.g. the oracle run of "
         "the same plugins: --variant oracle-ip=oracle); repeatable",
     )
+    pl.add_argument(
+        "--window",
+        metavar="LOW:HIGH",
+        help="also write summary_LOW-HIGH.md/.tex: each seed's mean return over the evaluations "
+        "in (LOW, HIGH] env steps (e.g. the last 10k of 30k: --window 20000:30000)",
+    )
     sub.add_parser("list", help="list algorithms, tasks and suites")
     co = sub.add_parser(
         "costs", help="refresh benchmark/costs.csv (the plan's estimates) from a finished run"
@@ -169,8 +175,19 @@ def main(argv: list[str] | None = None) -> int:
             where = missing[0] if missing else repr(args.run)
             print(f"error: no curves.csv in {where}", file=sys.stderr)
             return 2
+        window = None
+        if args.window:
+            low, _, high = args.window.partition(":")
+            try:
+                window = (int(low), int(high))
+            except ValueError:
+                window = None
+            if window is None or not 0 <= window[0] < window[1]:
+                print(f"error: --window {args.window}: write LOW:HIGH env steps with "
+                      "0 <= LOW < HIGH, e.g. --window 20000:30000", file=sys.stderr)  # fmt: skip
+                return 2
         if len(run_dirs) == 1:
-            files = render(run_dirs[0])
+            files = render(run_dirs[0], window=window)
         else:
             out = Path(args.results) / (args.out or "+".join(d.name for d in run_dirs))
             bad = [v for v in args.variant if "=" not in v]
@@ -185,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     out,
                     allow_config_mismatch=args.allow_config_mismatch,
                     variants=variants,
+                    window=window,
                 )
             except (MergeError, DuplicateRowsError) as e:
                 print(f"error: {e}", file=sys.stderr)

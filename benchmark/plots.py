@@ -190,8 +190,10 @@ def _save(fig: plt.Figure, path: Path, *, tight: bool = True) -> Path:
     return path
 
 
-def render(run_dir: str | Path) -> list[Path]:
-    """Render every figure and table of a run from its ``curves.csv``; returns the files written."""
+def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> list[Path]:
+    """Render every figure and table of a run from its ``curves.csv``; returns the files written.
+    ``window=(low, high)`` adds ``summary_<low>-<high>.md``/``.tex``: each seed scored by its mean
+    return over the evaluations in ``(low, high]``."""
     run_dir = Path(run_dir)
     curves = load_curves(run_dir)
     out = run_dir / "plots"
@@ -247,11 +249,30 @@ def render(run_dir: str | Path) -> list[Path]:
 
     table = summary(curves)
     written += write_tables(table, run_dir)
+    if window is not None:
+        low, high = window
+        table = summary(curves, window=window).rename(columns={"final_step": "window"})
+        table["window"] = f"({low}, {high}]"
+        written += write_tables(
+            table,
+            run_dir,
+            name=f"summary_{low}-{high}",
+            caption=f"Mean evaluation return over the evaluations in ({low}, {high}] env steps, "
+            "per seed, then across seeds.",
+        )
     return written
 
 
-def write_tables(table: pd.DataFrame, run_dir: Path) -> list[Path]:
-    """``summary.md`` and ``summary.tex`` of final returns."""
+def write_tables(
+    table: pd.DataFrame,
+    run_dir: Path,
+    *,
+    name: str = "summary",
+    caption: str = "Final evaluation return (last evaluation of each seed).",
+) -> list[Path]:
+    """``<name>.md`` and ``<name>.tex`` of the returns in ``table`` (:func:`summary`'s columns;
+    ``window`` in place of ``final_step`` for a window table)."""
+    step = "window" if "window" in table.columns else "final_step"
     shown = table.assign(
         **{
             "mean ± std": [
@@ -263,14 +284,14 @@ def write_tables(table: pd.DataFrame, run_dir: Path) -> list[Path]:
                 for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
             ],
         }
-    )[["env", "algo", "seeds", "final_step", "mean ± std", "IQM", "95% CI"]]
-    md = run_dir / "summary.md"
+    )[["env", "algo", "seeds", step, "mean ± std", "IQM", "95% CI"]]
+    md = run_dir / f"{name}.md"
     header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "".join(
         "| " + " | ".join(str(v) for v in row) + " |\n" for row in shown.itertuples(index=False)
     )
-    md.write_text("Final evaluation return (last evaluation of each seed).\n\n" + header + body)
-    tex = run_dir / "summary.tex"
+    md.write_text(caption + "\n\n" + header + body)
+    tex = run_dir / f"{name}.tex"
     latex = shown.assign(
         env=shown["env"].str.replace("_", r"\_"), algo=shown["algo"].str.replace("_", r"\_")
     )
@@ -339,11 +360,13 @@ def merge_runs(
     *,
     allow_config_mismatch: bool = False,
     variants: dict[str, str] | None = None,
+    window: tuple[int, int] | None = None,
 ) -> list[Path]:
     """Merge finished runs into ``out_dir`` (which must not exist) and render it; returns the
     files written. ``variants`` maps a run's folder name to a suffix: every algorithm of that
     run is renamed ``<algo>-<suffix>`` in the merged curves, trials and configs (e.g.
-    ``{"oracle-ip": "oracle"}`` puts ``mbpo-oracle`` next to ``mbpo``). Raises
+    ``{"oracle-ip": "oracle"}`` puts ``mbpo-oracle`` next to ``mbpo``); ``window``: as
+    :func:`render`'s. Raises
     :class:`MergeError` before writing anything when the runs cannot be compared (see the
     module docstring)."""
     dirs = [Path(d) for d in run_dirs]
@@ -432,4 +455,4 @@ def merge_runs(
     else:
         meta["resolved_configs"] = configs
     (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
-    return render(out)
+    return render(out, window=window)

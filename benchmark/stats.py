@@ -26,6 +26,21 @@ def final_scores(curves: pd.DataFrame, metric: str = "eval_return") -> pd.DataFr
     ]
 
 
+def window_scores(
+    curves: pd.DataFrame, low: int, high: int, metric: str = "eval_return"
+) -> pd.DataFrame:
+    """The mean of ``metric`` over the evaluations at env steps in ``(low, high]`` per (algo,
+    env, seed), e.g. "the mean return over the last 10k of 30k steps": ``(20000, 30000]``. Trials
+    whose evaluations stop before ``high`` are left out (a partial window is no score).
+    Columns ``algo, env, seed, env_step`` (the window's last evaluation) ``, value``."""
+    df = curves[curves["metric"] == metric]
+    reached = df.groupby(["algo", "env", "seed"])["env_step"].transform("max") >= high
+    df = df[reached & (df["env_step"] > low) & (df["env_step"] <= high)]
+    return df.groupby(["algo", "env", "seed"], as_index=False).agg(
+        env_step=("env_step", "max"), value=("value", "mean")
+    )
+
+
 def iqm(scores: np.ndarray) -> float:
     """Interquartile mean of a ``runs x tasks`` matrix, all entries pooled (rliable's definition)."""
     return float(trim_mean(np.asarray(scores, dtype=np.float64).reshape(-1), 0.25))
@@ -65,10 +80,21 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def summary(curves: pd.DataFrame, metric: str = "eval_return", *, seed: int = 0) -> pd.DataFrame:
-    """Final ``metric`` per (env, algo): seeds, mean, std, IQM and a 95% bootstrap CI of the mean."""
+def summary(
+    curves: pd.DataFrame,
+    metric: str = "eval_return",
+    *,
+    seed: int = 0,
+    window: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """Final ``metric`` per (env, algo): seeds, mean, std, IQM and a 95% bootstrap CI of the mean.
+    With ``window=(low, high)`` a seed's score is its mean over the evaluations in ``(low, high]``
+    (:func:`window_scores`) instead of its last evaluation."""
     rows = []
-    for (env, algo), g in final_scores(curves, metric).groupby(["env", "algo"]):
+    scores = (
+        final_scores(curves, metric) if window is None else window_scores(curves, *window, metric)
+    )
+    for (env, algo), g in scores.groupby(["env", "algo"]):
         v = g["value"].to_numpy()
         low, high = bootstrap_ci(v, seed=seed)
         rows.append(

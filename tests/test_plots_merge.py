@@ -132,3 +132,12 @@ def test_cli_variant_needs_run_equals_name(cli, runs):
     ok = cli("plots", "a,again", "--results", str(runs), "--out", "v2", "--variant", "again=x")
     assert ok.returncode == 0, ok.stderr
     assert "random-x" in set(pd.read_csv(runs / "v2" / "curves.csv")["algo"])
+
+
+def test_cli_window_writes_a_window_table(cli, runs):
+    bad = cli("plots", "a", "--results", str(runs), "--window", "200:100")
+    assert bad.returncode == 2 and "0 <= LOW < HIGH" in bad.stderr
+    ok = cli("plots", "a", "--results", str(runs), "--window", "0:200")
+    assert ok.returncode == 0, ok.stderr
+    table = (runs / "a" / "summary_0-200.md").read_text()
+    assert "(0, 200]" in table and "| pendulum | random | 2 | (0, 200] |" in table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.stats import bootstrap_ci, final_scores, iqm, summary
+from benchmark.stats import bootstrap_ci, final_scores, iqm, summary, window_scores
 
 
 def test_iqm_matches_hand_computation():
@@ -44,3 +44,19 @@ def test_summary_uses_the_last_evaluation_of_each_seed():
     assert (row["env"], row["algo"], row["seeds"], row["final_step"]) == ("t", "a", 3, 100)
     assert row["mean"] == 2.0 and row["std"] == 1.0
     assert row["ci_low"] <= 2.0 <= row["ci_high"]
+
+
+def test_window_scores_average_each_seed_over_the_window():
+    rows = []
+    for seed, step_max in ((0, 300), (1, 300), (2, 200)):  # seed 2 stops before the window ends
+        for step in range(0, step_max + 1, 100):
+            rows.append(("r", "a", "t", seed, step, 0.0, "eval_return", float(step + seed)))
+    curves = pd.DataFrame(
+        rows,
+        columns=["run_id", "algo", "env", "seed", "env_step", "wallclock_s", "metric", "value"],
+    )
+    w = window_scores(curves, 100, 300)
+    assert w["seed"].tolist() == [0, 1] and w["value"].tolist() == [250.0, 251.0]
+    assert w["env_step"].tolist() == [300, 300]
+    row = summary(curves, window=(100, 300)).iloc[0]
+    assert row["seeds"] == 2 and row["mean"] == 250.5
