@@ -280,13 +280,25 @@ class Algorithm(ABC):
     @classmethod
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         """Raise :class:`ConfigError` when ``task`` lacks a capability ``config`` needs."""
-        missing = sorted(str(c) for c in cls.required_capabilities(config) - task.capabilities)
-        if missing:
-            raise ConfigError(
-                f"algorithm {cls.name!r} needs {', '.join(missing)}, which task {task.name!r} "
-                f"does not offer (it offers {', '.join(sorted(map(str, task.capabilities)))}). "
-                "Pick another task or algorithm."
-            )
+        lacking = cls.required_capabilities(config) - task.capabilities
+        if not lacking:
+            return
+        missing = ", ".join(sorted(map(str, lacking)))
+        fixes = []
+        functions = lacking & {Capability.REWARD_FN, Capability.TERMINATION_FN}
+        if functions and getattr(config, "oracle", False):
+            fixes.append("oracle=true scores with the task's own functions: set oracle=false")
+        elif functions and hasattr(getattr(config, "model", None), "termination"):
+            if Capability.REWARD_FN in lacking:
+                fixes.append("set model.learn_reward=true to learn the reward")
+            if Capability.TERMINATION_FN in lacking:
+                fixes.append("set model.termination.learn=true to learn the termination")
+        fix = f" Or {'; '.join(fixes)}." if fixes else ""
+        raise ConfigError(
+            f"algorithm {cls.name!r} needs {missing}, which task {task.name!r} does not offer "
+            f"(it offers {', '.join(sorted(map(str, task.capabilities)))}). Pick another task "
+            f"or algorithm.{fix}"
+        )
 
 
 _DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")

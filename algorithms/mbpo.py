@@ -242,7 +242,7 @@ class MBPOAgent(ModelBasedSAC):
             lambda o: self.learner.act(o, deterministic=False),
             k,
             reward_fn=task.reward_fn,
-            termination_fn=task.termination_fn,
+            termination_fn=self.data.termination_fn,
         ):
             buf.add_batch(step.obs, step.act, step.reward, step.next_obs, step.terminated.float())
             added += len(step.obs)

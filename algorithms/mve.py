@@ -104,7 +104,6 @@ class MVEAgent(ModelBasedSAC):
         if h == 0:
             return None
         learner, task = self.learner, self.task
-        assert task.termination_fn is not None  # ModelBasedSAC requires it
         gamma, alpha = self.learner_cfg.gamma, learner.alpha
         b = batch.obs.shape[0]
         step_fn = self.target_step_fn()
@@ -118,8 +117,7 @@ class MVEAgent(ModelBasedSAC):
             acts.append(a)
             logps.append(logp)
             rewards.append(r)
-            done = task.termination_fn(s, a, nxt).reshape(b).float()
-            alive.append(alive[-1] * (1.0 - done))
+            alive.append(alive[-1] * self.continuation(s, a, nxt).reshape(b))
             states.append(nxt)
         a_unit, logp = learner.rollout_policy(states[-1])
         q_last = learner.aggregate_q(learner.q_values(states[-1], a_unit, target=True))  # [B]

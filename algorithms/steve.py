@@ -112,7 +112,7 @@ class STEVEAgent(ModelBasedSAC):
         ``N`` reward members (``M`` with ``cross_rewards``, else 1: each rollout's own member or
         the task's reward), ``M`` dynamics members, ``L`` critics."""
         cfg, learner, task, model = self.cfg, self.learner, self.task, self.model
-        assert isinstance(cfg, STEVEConfig) and task.termination_fn is not None
+        assert isinstance(cfg, STEVEConfig)
         h, gamma, alpha = cfg.horizon, self.learner_cfg.gamma, learner.alpha
         b, o = batch.next_obs.shape
         k = 1 if cfg.oracle else len(model.elites)  # the true model is one deterministic member
@@ -153,9 +153,9 @@ class STEVEAgent(ModelBasedSAC):
                 else:
                     assert task.reward_fn is not None
                     r = task.reward_fn(flat_s, flat_a, nxt.reshape(k * b, o)).view(1, k, b)
-            done = task.termination_fn(flat_s, flat_a, nxt.reshape(k * b, o)).view(k, b).float()
+            cont = self.continuation(flat_s, flat_a, nxt.reshape(k * b, o)).view(k, b)
             rewards.append(r)
-            alive.append(alive[-1] * (1.0 - done))
+            alive.append(alive[-1] * cont)
             s = nxt
             a_unit, logp = policy(s)
             states.append(s)

@@ -145,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.suites import available_suites
 
         print("algorithms:", ", ".join(ALGORITHMS))
+        from envs import NAMESPACES
+        from envs.dmc import task_names
+
         print("tasks:", ", ".join(TASKS))
+        print("  and any of:", "; ".join(form for _, form in NAMESPACES.values()))
+        print("DMC tasks:", ", ".join(task_names()))
         print("suites:", ", ".join(available_suites()))
         return 0
     if args.cmd == "costs":

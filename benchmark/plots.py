@@ -47,6 +47,7 @@ from matplotlib.axes import Axes
 
 from benchmark.collect import check_unique, load_curves
 from benchmark.stats import summary
+from benchmark.trial import file_part
 
 EVAL = "eval_return"
 NOT_DIAGNOSTIC = {EVAL, "eval_return_std", "eval_length", "train_length"}
@@ -205,7 +206,7 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
         fig, ax = plt.subplots(figsize=(5, 3.5))
         plot_curves(curves[curves["env"] == task], ax=ax, palette=palette)
         ax.set_title(task)
-        written.append(_save(fig, out / f"{task}.png"))
+        written.append(_save(fig, out / f"{file_part(task)}.png"))
 
         diag = curves[(curves["env"] == task) & ~curves["metric"].isin(NOT_DIAGNOSTIC)]
         metrics = sorted(diag["metric"].unique())
@@ -220,16 +221,16 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
                 ax.set_visible(False)
             fig.suptitle(f"{task}: diagnostics")
             fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (3 * rows)))  # room for the title
-            written.append(_save(fig, out / f"{task}_diagnostics.png", tight=False))
+            written.append(_save(fig, out / f"{file_part(task)}_diagnostics.png", tight=False))
         if not model_error_by_horizon(curves[curves["env"] == task]).empty:
             fig, ax = plt.subplots(figsize=(5, 3.5))
             plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette)
             ax.set_title(f"{task}: compounding model error (second half of training)")
-            written.append(_save(fig, out / f"{task}_model_error.png"))
+            written.append(_save(fig, out / f"{file_part(task)}_model_error.png"))
         fig = plot_model_trust(curves[curves["env"] == task], palette=palette)
         if fig is not None:
             fig.suptitle(task)
-            written.append(_save(fig, out / f"{task}_model_trust.png"))
+            written.append(_save(fig, out / f"{file_part(task)}_model_trust.png"))
 
     if tasks:
         cols = min(3, len(tasks))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import socket
 import threading
 import time
@@ -32,8 +33,18 @@ from benchmark.driver import Row, TrialSpec, run_trial
 CURVE_COLUMNS = ["env_step", "wallclock_s", "metric", "value"]
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_part(name: str) -> str:
+    """``name`` as part of a file name: every character outside ``[A-Za-z0-9._-]`` becomes
+    ``_`` (``gym:Swimmer-v5 -> gym_Swimmer-v5``, ``dmc:cheetah-run@4 -> dmc_cheetah-run_4``);
+    the registered task names are unchanged."""
+    return _UNSAFE.sub("_", name)
+
+
 def trial_name(spec: TrialSpec) -> str:
-    return f"{spec.algo}__{spec.task}__s{spec.seed}"
+    return f"{spec.algo}__{file_part(spec.task)}__s{spec.seed}"
 
 
 def read_status(trial_dir: Path) -> dict[str, Any]:

@@ -21,8 +21,11 @@ import pytest
 import torch
 
 from envs import TASKS, Capability, TaskSpec, make_task
+from envs.dmc import EXACT_REWARDS
 
 NAMES = list(TASKS)
+#: DMC tasks with an exact reward function (action repeat 1: ``envs/dmc.py``).
+DMC_EXACT = [f"dmc:{d}-{t}@1" for d, t in EXACT_REWARDS]
 MUJOCO = [n for n in NAMES if "mujoco" in TASKS[n].tags]
 CLASSIC = {"pendulum", "cartpole_swingup", "cartpole", "cartpole_continuous", "acrobot"}
 
@@ -41,6 +44,14 @@ DIMS = {
     "walker2d": (18, 6),
     "ant": (28, 8),
     "humanoid": (46, 17),
+    # DMC (envs/dmc.py docstring: the suite's observation dict flattened)
+    "dmc:cartpole-balance@1": (5, 1),
+    "dmc:cartpole-swingup@1": (5, 1),
+    "dmc:cartpole-balance_sparse@1": (5, 1),
+    "dmc:cartpole-swingup_sparse@1": (5, 1),
+    "dmc:pendulum-swingup@1": (3, 1),
+    "dmc:reacher-easy@1": (6, 2),
+    "dmc:reacher-hard@1": (6, 2),
 }
 #: Tasks whose random(-ish) rollouts must hit at least one termination.
 TERMINATING = {
@@ -131,7 +142,7 @@ def _tensors(r: Rollout, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor
     )
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + DMC_EXACT)
 def test_reward_and_termination_match_env(name: str) -> None:
     spec = spec_of(name)
     assert spec.reward_fn is not None and spec.termination_fn is not None
@@ -282,7 +293,7 @@ def test_linearize_matches_finite_differences(name: str) -> None:
 # --- resets, spaces, capabilities, simulator state ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", NAMES + DMC_EXACT)
 def test_reset_is_deterministic_and_dims_documented(name: str) -> None:
     obs_dim, act_dim = DIMS[name]
     spec = spec_of(name)
@@ -387,4 +398,52 @@ def test_mbpo_observation_with_prepended_x(name: str) -> None:
         if name == "ant" and step == 0:
             assert obs[0] == u.data.qpos[0]
         obs, *_ = env.step(env.action_space.sample())
+    env.close()
+
+
+# --- DMC: exact rewards near the goal, where random actions never go ---------------------------
+
+
+def _near_goal(name: str, physics: Any, rng: np.random.Generator) -> None:
+    """Put a DMC task's physics close to its goal (pole up, finger on the target)."""
+    if name.startswith("dmc:cartpole"):
+        physics.named.data.qpos["slider"] = rng.uniform(-0.3, 0.3)
+        physics.named.data.qpos["hinge_1"] = rng.uniform(-0.15, 0.15)
+    elif name.startswith("dmc:pendulum"):
+        physics.named.data.qpos["hinge"] = rng.uniform(-0.2, 0.2)
+        physics.named.data.qvel["hinge"] = rng.uniform(-0.5, 0.5)
+    else:  # reacher: the finger next to the target
+        physics.named.data.qpos[:] = rng.uniform(-np.pi, np.pi, 2)
+        physics.forward()
+        # geom_pos is in the target's body frame: shift by where that frame puts it now
+        frame = (
+            physics.named.data.geom_xpos["target", :2] - physics.named.model.geom_pos["target", :2]
+        )
+        finger = physics.named.data.geom_xpos["finger", :2]
+        physics.named.model.geom_pos["target", :2] = finger + rng.uniform(-0.01, 0.01, 2) - frame
+    physics.forward()
+
+
+@pytest.mark.parametrize("name", DMC_EXACT)
+def test_dmc_reward_matches_env_near_the_goal(name: str) -> None:
+    """The sparse rewards (swing-ups, reacher) are zero almost everywhere random actions go:
+    start 100 one-step transitions near the goal so that both branches are compared."""
+    spec = spec_of(name)
+    assert spec.reward_fn is not None
+    env = spec.make_env()
+    dm = env.unwrapped
+    rng = np.random.default_rng(0)
+    rows, rewards = [], []
+    for i in range(100):
+        env.reset(seed=i)
+        _near_goal(name, dm.physics, rng)
+        obs = dm._flat(dm._env.task.get_observation(dm.physics))
+        act = rng.uniform(-1, 1, spec.act_dim)
+        next_obs, reward, *_ = env.step(act)
+        rows.append((obs, act, next_obs))
+        rewards.append(reward)
+    obs, act, next_obs = (torch.as_tensor(np.stack(x)) for x in zip(*rows, strict=True))
+    got = spec.reward_fn(obs, act, next_obs).numpy()
+    np.testing.assert_allclose(got, rewards, rtol=1e-9, atol=1e-9, err_msg=name)
+    assert (np.asarray(rewards) > 0.5).sum() >= 10, f"{name}: the goal was not reached"
     env.close()

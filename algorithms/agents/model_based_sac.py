@@ -137,7 +137,7 @@ class ModelBasedSAC(Algorithm):
     docstring for the loop and the hooks a family overrides."""
 
     Config = ModelBasedSACConfig
-    requires = frozenset({Capability.CONTINUOUS_ACTIONS, Capability.TERMINATION_FN})
+    requires = frozenset({Capability.CONTINUOUS_ACTIONS})
 
     @classmethod
     def resolve_config(cls, task: TaskSpec, config: AlgoConfig) -> AlgoConfig:
@@ -154,9 +154,9 @@ class ModelBasedSAC(Algorithm):
     @classmethod
     def required_capabilities(cls, config: AlgoConfig) -> frozenset[Capability]:
         assert isinstance(config, ModelBasedSACConfig)
-        if config.model.learn_reward and not config.oracle:
-            return cls.requires
-        return cls.requires | {Capability.REWARD_FN}
+        if config.oracle:  # the true model scores with the task's own functions
+            return cls.requires | {Capability.REWARD_FN, Capability.TERMINATION_FN}
+        return cls.requires | config.model.needs()
 
     @classmethod
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
@@ -268,6 +268,18 @@ class ModelBasedSAC(Algorithm):
             return None
         store = self.buffer.next_sim_state if next_state else self.buffer.sim_state
         return store[rows]
+
+    def continuation(
+        self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor
+    ) -> torch.Tensor:
+        """``[...]`` float: the probability that an imagined step does not end the episode,
+        ``0``/``1`` from the task's ``termination_fn``, or ``1 - p(terminated)`` from the learned
+        predictor (STEVE's continuation probabilities) on a task without one."""
+        learned = self.data.termination
+        if learned is not None:
+            return 1.0 - learned.probability(obs, act, next_obs)
+        assert self.task.termination_fn is not None
+        return 1.0 - self.task.termination_fn(obs, act, next_obs).float()
 
     def after_fit(self) -> dict[str, float]:
         """Called right after each refit (MBPO: model rollouts). Returns metrics to log."""

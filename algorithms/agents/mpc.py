@@ -81,9 +81,16 @@ class MPCAgent(LearnedModelHooks, Algorithm):
     optimizer (:meth:`make_optimizer`) and may bring another model (:meth:`make_planning_model`)."""
 
     Config = MPCConfig
-    requires = frozenset(
-        {Capability.REWARD_FN, Capability.TERMINATION_FN, Capability.CONTINUOUS_ACTIONS}
-    )
+    requires = frozenset({Capability.CONTINUOUS_ACTIONS})
+
+    @classmethod
+    def required_capabilities(cls, config: AlgoConfig) -> frozenset[Capability]:
+        """The true model plans with the task's reward and termination functions; a learned one
+        learns whichever the task lacks (``model.learn_reward``, ``model.termination``)."""
+        assert isinstance(config, MPCConfig)
+        if config.oracle:
+            return cls.requires | {Capability.REWARD_FN, Capability.TERMINATION_FN}
+        return cls.requires | config.model.needs()
 
     @classmethod
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
@@ -139,6 +146,7 @@ class MPCAgent(LearnedModelHooks, Algorithm):
                 gamma=cfg.gamma,
                 generator=self.ctx.torch_gen,
                 device=dev,
+                termination_fn=self.data.termination_fn,
             )
         if task.dynamics is not None:
             return DynamicsModel(task, gamma=cfg.gamma, device=dev)

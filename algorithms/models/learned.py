@@ -38,8 +38,9 @@ from algorithms.api import (
 from algorithms.models.diagnostics import ModelErrorProbe
 from algorithms.models.ensemble import FitResult, ProbabilisticEnsemble
 from algorithms.models.ensemble_config import EnsembleConfig, default_weight_decays
+from algorithms.models.termination import LearnedTermination, TerminationConfig
 from algorithms.replay.buffer import ReplayBuffer
-from envs.spec import TaskSpec
+from envs.spec import Capability, TaskSpec, TerminationFn
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,37 @@ class LearnedModelConfig(EnsembleConfig):
     ~300 epochs: docs/algorithms/value_expansion.md). The first fit, at the end of the random
     phase, is never capped (STEVE pretrains its model for 10k updates)."""
 
+    learn_reward: bool | None = None  # type: ignore[assignment]  (resolved per task)
+    """Also predict the reward, as an extra output (MBPO predicts ``[reward, delta_obs]``).
+    ``None``: exactly when the task has no ``reward_fn`` (PETS plans with the known reward; a
+    ``gym:`` task has none), resolved per task (:meth:`for_task`)."""
+    termination: TerminationConfig = field(default_factory=TerminationConfig)
+    """The learned termination predictor (:mod:`algorithms.models.termination`), used exactly
+    when the task has no ``termination_fn`` unless ``termination.learn`` says otherwise."""
+
     def for_task(self, task: TaskSpec) -> LearnedModelConfig:
-        """These settings with the per-task defaults filled in: the weight decays of
-        :func:`~algorithms.models.ensemble.default_weight_decays` for ``layers``, so that
-        ``meta.json`` records them."""
-        if self.weight_decays is not None:
-            return self
-        return dataclasses.replace(self, weight_decays=default_weight_decays(self.layers))
+        """These settings with the per-task defaults filled in, so that ``meta.json`` records
+        them: the weight decays of :func:`~algorithms.models.ensemble.default_weight_decays` for
+        ``layers``, and whether the reward and the termination are learned (``None``: when the
+        task has no function for them)."""
+        fill: dict[str, Any] = {}
+        if self.weight_decays is None:
+            fill["weight_decays"] = default_weight_decays(self.layers)
+        if self.learn_reward is None:
+            fill["learn_reward"] = not task.has(Capability.REWARD_FN)
+        if self.termination.learn is None:
+            learn = not task.has(Capability.TERMINATION_FN)
+            fill["termination"] = dataclasses.replace(self.termination, learn=learn)
+        return dataclasses.replace(self, **fill) if fill else self
+
+    def needs(self) -> frozenset[Capability]:
+        """The task functions this model takes from the task rather than learning them."""
+        caps = set()
+        if self.learn_reward is False:
+            caps.add(Capability.REWARD_FN)
+        if self.termination.learn is False:
+            caps.add(Capability.TERMINATION_FN)
+        return frozenset(caps)
 
 
 @dataclass(frozen=True)
@@ -173,7 +198,16 @@ class LearnedModel:
         sim_state_dim: int = 0,
     ) -> None:
         self.ctx = ctx
+        self.task = task
+        assert config.learn_reward is not None, "resolve the config for a task first"
         self.learn_reward = config.learn_reward
+        self.termination: LearnedTermination | None = None
+        """The learned termination predictor (``None``: the task's ``termination_fn``)."""
+        if config.termination.learn:
+            self.termination = LearnedTermination(
+                task.obs_dim, task.act_dim, config.termination,
+                ctx.device if device is None else device,
+            )  # fmt: skip
         self.model = ProbabilisticEnsemble.for_task(
             task, config, ctx.device if device is None else device
         )
@@ -194,6 +228,11 @@ class LearnedModel:
         self.last_fit: FitResult | None = None
         self.pending_fits: list[dict[str, float]] = []
         """Statistics of the refits not yet reported (``report="episode_end"``)."""
+
+    @property
+    def termination_fn(self) -> TerminationFn | None:
+        """What ends imagined rollouts: the learned predictor, else the task's function."""
+        return self.task.termination_fn if self.termination is None else self.termination
 
     @property
     def random_phase(self) -> bool:
@@ -229,6 +268,11 @@ class LearnedModel:
         )
         self.last_fit_step = self.env_steps
         stats = {**errors, **self.last_fit.metrics()}
+        if self.termination is not None:  # as many steps as the ensemble's refit
+            stats |= self.termination.fit(
+                data.obs, data.act, data.next_obs, data.terminated,
+                batches=self.last_fit.batches, rng=self.ctx.np_rng,
+            )  # fmt: skip
         if self.report == "episode_end":
             self.pending_fits.append(stats)
         return stats
@@ -267,6 +311,7 @@ class LearnedModel:
             "optim": self.model.optim.state_dict(),
             "buffer": self.buffer.state_dict(),
             "probe": self.probe.state_dict(),
+            **({} if self.termination is None else {"termination": self.termination.state_dict()}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -279,6 +324,8 @@ class LearnedModel:
         self.model.optim.load_state_dict(state["optim"])
         self.buffer.load_state_dict(state["buffer"])
         self.probe.load_state_dict(state["probe"])
+        if self.termination is not None:
+            self.termination.load_state_dict(state["termination"])
 
 
 class LearnedModelHooks:

@@ -30,7 +30,7 @@ import torch
 from algorithms.models.ensemble import EnsembleStep, ProbabilisticEnsemble
 from algorithms.planners.optimizers import Objective
 from algorithms.planners.rollout import StepFn, rollout, score_trajectories
-from envs.spec import TaskSpec
+from envs.spec import TaskSpec, TerminationFn
 
 
 def check_true_model(algo: str, task: TaskSpec) -> None:
@@ -75,9 +75,16 @@ class StepModel(ABC):
     """
 
     def __init__(
-        self, task: TaskSpec, *, gamma: float, particles: int = 1, device: Any = None
+        self,
+        task: TaskSpec,
+        *,
+        gamma: float,
+        particles: int = 1,
+        device: Any = None,
+        termination_fn: TerminationFn | None = None,
     ) -> None:
         self.task, self.gamma, self.particles, self.device = task, gamma, particles, device
+        self.termination_fn = task.termination_fn if termination_fn is None else termination_fn
 
     @property
     def ready(self) -> bool:
@@ -98,7 +105,7 @@ class StepModel(ABC):
                 o.reshape(1, -1).expand(n, -1),
                 actions,
                 reward_fn=self.task.reward_fn,
-                termination_fn=self.task.termination_fn,
+                termination_fn=self.termination_fn,
                 gamma=self.gamma,
                 particles=self.particles,
             ).returns
@@ -135,6 +142,8 @@ class EnsembleModel(StepModel):
         gamma: discount inside the horizon.
         generator: the run's torch generator (bootstrap assignments, sampled next states).
         device: where observations and rollouts live.
+        termination_fn: what ends rollouts (``None``: the task's; a learned predictor on a task
+            without one, :attr:`~algorithms.models.learned.LearnedModel.termination_fn`).
     """
 
     def __init__(
@@ -148,8 +157,11 @@ class EnsembleModel(StepModel):
         gamma: float,
         generator: torch.Generator | None = None,
         device: Any = None,
+        termination_fn: TerminationFn | None = None,
     ) -> None:
-        super().__init__(task, gamma=gamma, particles=particles, device=device)
+        super().__init__(
+            task, gamma=gamma, particles=particles, device=device, termination_fn=termination_fn
+        )
         self.ensemble, self.propagation = ensemble, propagation
         self.sample, self.generator = sample, generator
 
