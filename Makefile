@@ -16,7 +16,10 @@ ARGS ?=
 
 .PHONY: install benchmark costs plots list test test-fast test-learning test-learning-ci fingerprints lint format speed clean
 
+# a changed pyproject.toml rebuilds the venv from scratch: reinstalling a pinned package over
+# another version in place can break it (mujoco 4.0.0 -> 3.17.0 leaves `import mujoco` broken)
 $(STAMP): pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 	@# -qq: errors only (setuptools prints a generic notice on every editable install)

@@ -60,14 +60,16 @@ def make_rs(task: TaskSpec, seed: int = 0, **overrides) -> RSAgent:
 
 def test_registered_and_capabilities() -> None:
     assert get_algorithm("rs") is RSAgent
-    base = RSAgent.required_capabilities(RSConfig())
-    assert base == {
-        Capability.REWARD_FN,
-        Capability.TERMINATION_FN,
-        Capability.CONTINUOUS_ACTIONS,
-    }
-    # oracle=True needs DYNAMICS or SIMULATOR: checked by check_task, not a fixed set
-    assert RSAgent.required_capabilities(RSConfig(oracle=True)) == base
+    # a learned model learns the functions the task lacks (model.learn_reward, termination.learn
+    # None); asked not to, it needs the task's
+    assert RSAgent.required_capabilities(RSConfig()) == {Capability.CONTINUOUS_ACTIONS}
+    known = apply_overrides(
+        RSConfig(), {"model.learn_reward": False, "model.termination.learn": False}
+    )
+    full = {Capability.REWARD_FN, Capability.TERMINATION_FN, Capability.CONTINUOUS_ACTIONS}
+    assert RSAgent.required_capabilities(known) == full
+    # oracle=True scores with the task's functions; DYNAMICS or SIMULATOR: checked by check_task
+    assert RSAgent.required_capabilities(RSConfig(oracle=True)) == full
     with pytest.raises(ConfigError, match="dynamics"):
         RSAgent.check_task(toy_task(dynamics=False), RSConfig(oracle=True))
     RSAgent.check_task(toy_task(dynamics=False), RSConfig())

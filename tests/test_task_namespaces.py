@@ -218,6 +218,19 @@ SHORT = {
         **_MODEL,
     },
     "rs": {"population": 32, "horizon": 5, "initial_random_steps": 100, **_MODEL},
+    **{
+        name: {
+            "oracle": False,
+            "population": 32,
+            "horizon": 5,
+            "particles": 2,
+            "iterations": 2,
+            "initial_random_steps": 100,
+            **({"elites": 4} if name != "mppi" else {}),
+            **_MODEL,
+        }
+        for name in ("cem", "mppi", "icem")
+    },
 }
 
 
@@ -233,3 +246,11 @@ def test_learned_model_plugins_run_on_a_terminating_gym_id(algo):
     metrics = {r["metric"] for r in rows}
     assert "eval_return" in metrics
     assert {"model_term_loss", "model_term_recall"} <= metrics, sorted(metrics)
+
+
+def test_namespaced_names_make_portable_file_names():
+    from benchmark.trial import file_part, trial_name
+
+    assert trial_name(TrialSpec("sac", "gym:Swimmer-v5", 0, 10)) == "sac__gym_Swimmer-v5__s0"
+    assert file_part("dmc:cheetah-run@4") == "dmc_cheetah-run_4"
+    assert file_part("hopper") == "hopper"  # registered names are unchanged

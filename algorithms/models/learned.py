@@ -199,8 +199,8 @@ class LearnedModel:
     ) -> None:
         self.ctx = ctx
         self.task = task
-        assert config.learn_reward is not None, "resolve the config for a task first"
-        self.learn_reward = config.learn_reward
+        config = config.for_task(task)  # a no-op on a resolved config
+        self.learn_reward = bool(config.learn_reward)
         self.termination: LearnedTermination | None = None
         """The learned termination predictor (``None``: the task's ``termination_fn``)."""
         if config.termination.learn:
