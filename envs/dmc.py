@@ -1,6 +1,8 @@
 """DeepMind Control Suite tasks (Tassa et al. 2018) as tasks of this suite: ``dmc:<domain>-<task>``.
 
-Any state-based task of ``dm_control.suite`` (``make list`` prints them) is a task here, e.g.
+Every state-based task of ``dm_control.suite`` but ``lqr`` (unbounded actions) and
+``quadruped-escape`` (its reset needs an OpenGL context) is a task here (``make list`` prints
+them), e.g.
 ``dmc:cartpole-swingup``, ``dmc:cheetah-run``, ``dmc:ball_in_cup-catch``. The protocol is
 tdmpc2's (``tdmpc2/envs/dmcontrol.py`` @ e9f5932), so that returns compare with the scores its
 repository ships for TD-MPC2, SAC and DreamerV3 (``docs/tasks.md``):
@@ -49,8 +51,15 @@ EXACT_REWARDS: dict[tuple[str, str], str] = {
     ("reacher", "hard"): "envs.dmc_rewards:reacher_hard",
 }
 
-#: Domains not offered: unbounded actions and no time limit (``lqr``).
-EXCLUDED_DOMAINS = ("lqr",)
+#: Suite tasks not offered, with the reason (``(domain, None)``: the whole domain).
+EXCLUDED: dict[tuple[str, str | None], str] = {
+    ("lqr", None): "unbounded actions and no time limit",
+    ("quadruped", "escape"): "its reset uploads the terrain through an OpenGL context",
+}
+
+
+def _excluded(domain: str, task: str) -> str | None:
+    return EXCLUDED.get((domain, None)) or EXCLUDED.get((domain, task))
 
 
 def _suite() -> Any:
@@ -67,7 +76,7 @@ def suite_tasks() -> list[tuple[str, str]]:
     """Every ``(domain, task)`` of ``dm_control.suite.ALL_TASKS`` offered here."""
     suite = _suite()
 
-    return [(d, t) for d, t in suite.ALL_TASKS if d not in EXCLUDED_DOMAINS]
+    return [(d, t) for d, t in suite.ALL_TASKS if _excluded(d, t) is None]
 
 
 def task_names() -> list[str]:
@@ -100,7 +109,8 @@ def parse(rest: str) -> tuple[str, str, int]:
         names = [f"{d}-{t}" for d, t in offered]
         close = difflib.get_close_matches(body, names, n=1, cutoff=0.5)
         hint = f" Did you mean 'dmc:{close[0]}'?" if close else ""
-        why = " (unbounded actions and no time limit)" if domain in EXCLUDED_DOMAINS else ""
+        reason = _excluded(domain, task)
+        why = f" (not offered: {reason})" if reason else ""
         raise ValueError(
             f"unknown DMC task 'dmc:{body}'{why}.{hint} DMC tasks: "
             + ", ".join(f"dmc:{n}" for n in names)
