@@ -270,3 +270,36 @@ def test_every_offered_dmc_task_resets_and_steps():
         assert obs.shape == nxt.shape == (spec.obs_dim,), name
         assert np.isfinite(reward) and not terminated, name
         env.close()
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after_eval_at_300(new, rows):
+    if any(r["metric"] == "eval_return" and r["env_step"] == 300 for r in new):
+        raise _Stop
+
+
+def test_learned_termination_resumes_exactly(tmp_path):
+    """The predictor's weights, normalizer and optimizer are part of the checkpoint: stopped
+    after its evaluation at 300 steps and resumed, MBPO on a ``gym:`` id ends with the rows of
+    an uninterrupted run."""
+    from benchmark.trial import read_checkpoint
+
+    spec = TrialSpec(
+        "mbpo", "gym:InvertedPendulum-v5", 0, 600, eval_every=300, eval_episodes=1,
+        overrides=SHORT["mbpo"], device="cpu", threads=1,
+    )  # fmt: skip
+    with pytest.raises(_Stop):
+        run_trial(spec, trial_dir=tmp_path, report=_stop_after_eval_at_300, checkpoint_every_s=0)
+    assert read_checkpoint(tmp_path) is not None
+    resumed = [
+        (r["env_step"], r["metric"], r["value"]) for r in run_trial(spec, trial_dir=tmp_path)
+    ]
+    reference = [(r["env_step"], r["metric"], r["value"]) for r in run_trial(spec)]
+    volatile = {"steps_per_s"}
+    resumed = [r for r in resumed if r[1] not in volatile]
+    reference = [r for r in reference if r[1] not in volatile]
+    assert any(m == "model_term_loss" for _, m, _ in reference)
+    assert resumed == reference
