@@ -117,7 +117,7 @@ class MVEAgent(ModelBasedSAC):
             acts.append(a)
             logps.append(logp)
             rewards.append(r)
-            alive.append(alive[-1] * self.continuation(s, a, nxt).reshape(b))
+            alive.append(alive[-1] * self.data.continuation(s, a, nxt).reshape(b))
             states.append(nxt)
         a_unit, logp = learner.rollout_policy(states[-1])
         q_last = learner.aggregate_q(learner.q_values(states[-1], a_unit, target=True))  # [B]

@@ -153,7 +153,7 @@ class STEVEAgent(ModelBasedSAC):
                 else:
                     assert task.reward_fn is not None
                     r = task.reward_fn(flat_s, flat_a, nxt.reshape(k * b, o)).view(1, k, b)
-            cont = self.continuation(flat_s, flat_a, nxt.reshape(k * b, o)).view(k, b)
+            cont = self.data.continuation(flat_s, flat_a, nxt.reshape(k * b, o)).view(k, b)
             rewards.append(r)
             alive.append(alive[-1] * cont)
             s = nxt

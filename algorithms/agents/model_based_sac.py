@@ -269,18 +269,6 @@ class ModelBasedSAC(Algorithm):
         store = self.buffer.next_sim_state if next_state else self.buffer.sim_state
         return store[rows]
 
-    def continuation(
-        self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor
-    ) -> torch.Tensor:
-        """``[...]`` float: the probability that an imagined step does not end the episode,
-        ``0``/``1`` from the task's ``termination_fn``, or ``1 - p(terminated)`` from the learned
-        predictor (STEVE's continuation probabilities) on a task without one."""
-        learned = self.data.termination
-        if learned is not None:
-            return 1.0 - learned.probability(obs, act, next_obs)
-        assert self.task.termination_fn is not None
-        return 1.0 - self.task.termination_fn(obs, act, next_obs).float()
-
     def after_fit(self) -> dict[str, float]:
         """Called right after each refit (MBPO: model rollouts). Returns metrics to log."""
         return {}

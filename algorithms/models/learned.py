@@ -234,6 +234,15 @@ class LearnedModel:
         """What ends imagined rollouts: the learned predictor, else the task's function."""
         return self.task.termination_fn if self.termination is None else self.termination
 
+    def continuation(self, obs: Any, act: Any, next_obs: Any) -> Any:
+        """``[...]`` float: the probability that a step does not end the episode, ``0``/``1``
+        from the task's ``termination_fn``, or ``1 - p(terminated)`` from the learned predictor
+        (STEVE's continuation probabilities)."""
+        if self.termination is not None:
+            return 1.0 - self.termination.probability(obs, act, next_obs)
+        assert self.task.termination_fn is not None
+        return 1.0 - self.task.termination_fn(obs, act, next_obs).float()
+
     @property
     def random_phase(self) -> bool:
         """Whether training actions should still be uniform random (before the first fit)."""

@@ -69,16 +69,16 @@ class LearnedTermination:
         self.trained = False
         """Whether a terminal transition has been seen (before that: never terminal)."""
 
-    def _x(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, act, next_obs], dim=-1).to(self.device, torch.float32)
-        return self.inputs.normalize(x)
+    def _inputs(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor):
+        """``[..., 2O + A]`` float32 on the predictor's device, not yet normalized."""
+        return torch.cat([obs, act, next_obs], dim=-1).to(self.device, torch.float32)
 
     @torch.no_grad()
     def probability(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor):
         """``[...]`` float: ``p(terminated)`` (0 before any terminal transition was seen)."""
         if not self.trained:
             return torch.zeros(next_obs.shape[:-1], device=next_obs.device)
-        logit = self.net(self._x(obs, act, next_obs)).squeeze(-1)
+        logit = self.net(self.inputs.normalize(self._inputs(obs, act, next_obs))).squeeze(-1)
         return torch.sigmoid(logit).to(next_obs.device)
 
     def __call__(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor):
@@ -102,24 +102,28 @@ class LearnedTermination:
         y = terminated.reshape(-1).to(self.device, torch.float32)
         if not bool((y > 0).any()):
             return {}
-        x = torch.cat([obs, act, next_obs], dim=-1).to(self.device, torch.float32)
+        x = self._inputs(obs, act, next_obs)
         self.inputs.fit(x)
         x = self.inputs.normalize(x)
-        n, losses = len(x), []
+        steps = max(1, batches)
+        # every minibatch's rows in one draw and one copy; the loss stays on the device
+        rows = torch.as_tensor(
+            rng.integers(0, len(x), (steps, self.config.batch_size)), device=self.device
+        )
         loss_fn = nn.BCEWithLogitsLoss()
-        for _ in range(max(1, batches)):
-            idx = torch.as_tensor(rng.integers(0, n, self.config.batch_size), device=self.device)
+        total = torch.zeros((), device=self.device)
+        for idx in rows:
             loss = loss_fn(self.net(x[idx]).squeeze(-1), y[idx])
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
             self.optim.step()
-            losses.append(float(loss.detach()))
+            total += loss.detach()
         self.trained = True
         with torch.no_grad():
             pos = y > 0
             pred = torch.sigmoid(self.net(x[pos]).squeeze(-1)) > self.config.threshold
         return {
-            "model_term_loss": float(np.mean(losses)),
+            "model_term_loss": float(total) / steps,
             "model_term_recall": float(pred.float().mean()),
         }
 
