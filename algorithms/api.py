@@ -9,6 +9,7 @@ every algorithm is measured the same way. An algorithm only answers these calls,
         repeat:
             a = algo.act(obs, explore=..., info=info)
             (training only) algo.observe(Transition(...)); metrics = algo.update()
+            (evaluation only) algo.observe_eval(Transition(...))
         (training only) metrics = algo.on_episode_end()
     at each evaluation: metrics = algo.eval_metrics()
 
@@ -233,6 +234,10 @@ class Algorithm(ABC):
 
     def observe(self, transition: Transition) -> None:  # noqa: B027  (optional hook)
         """Store one real transition."""
+
+    def observe_eval(self, transition: Transition) -> None:  # noqa: B027  (optional hook)
+        """One real transition of an evaluation episode: held-out data for diagnostics (a latent
+        model's prediction errors), never for learning."""
 
     def update(self) -> Mapping[str, float]:
         """Called once after every training env step; learn here. Returns metrics to log."""

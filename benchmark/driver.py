@@ -181,8 +181,12 @@ def evaluate(algo: Algorithm, env: Any, task: TaskSpec, seeds: Iterable[int]) ->
         pred = algo.state_value(obs)
         total, disc, weight, n, done = 0.0, 0.0, 1.0, 0, False
         while not done:
-            action, _ = _env_action(task, algo.act(obs, explore=False, info=info))
+            action, sent = _env_action(task, algo.act(obs, explore=False, info=info))
+            prev = obs
             obs, reward, terminated, truncated, info = env.step(action)
+            algo.observe_eval(
+                Transition(prev, sent, float(reward), obs, bool(terminated), bool(truncated))
+            )
             total += float(reward)
             if gamma is not None:
                 disc += weight * float(reward)

@@ -9,6 +9,8 @@ Writes into ``results/<run>/``:
   losses) as small multiples, so compounding model error is visible next to the returns;
 - ``plots/<task>_model_error.png``: the compounding-error curve, held-out ``k``-step model error
   (``model_err_h{k}``) against ``k``, for every algorithm that logs it;
+- ``plots/<task>_value_equivalence.png``: the latent models' probe (``ve_*_err_h{k}``: latent,
+  reward and value error against ``k``, open loop on the held-out evaluation episodes);
 - ``plots/<task>_model_trust.png``: how far each method's values can be trusted and how far it
   trusts its model: the critic's value bias at the evaluation start states (``value_bias``,
   prediction minus the discounted return obtained; every value-based plugin) and, per algorithm
@@ -92,16 +94,27 @@ def plot_curves(
     return ax
 
 
-def model_error_by_horizon(curves: pd.DataFrame, *, late: float = 0.5) -> pd.DataFrame:
-    """Per algorithm, seed and horizon ``k``: the mean held-out ``model_err_h{k}`` over the last
-    ``late`` fraction of each trial's steps. Columns ``algo, seed, horizon, value``."""
-    df = curves[curves["metric"].str.fullmatch(r"model_err_h\d+")].copy()
+def model_error_by_horizon(
+    curves: pd.DataFrame, *, late: float = 0.5, prefix: str = "model_err_h"
+) -> pd.DataFrame:
+    """Per algorithm, seed and horizon ``k``: the mean held-out ``{prefix}{k}`` (default the
+    observation model's ``model_err_h{k}``) over the last ``late`` fraction of each trial's steps.
+    Columns ``algo, seed, horizon, value``."""
+    df = curves[curves["metric"].str.fullmatch(prefix + r"\d+")].copy()
     if df.empty:
         return pd.DataFrame(columns=["algo", "seed", "horizon", "value"])
-    df["horizon"] = df["metric"].str.removeprefix("model_err_h").astype(int)
+    df["horizon"] = df["metric"].str.removeprefix(prefix).astype(int)
     last = df.groupby(["algo", "seed"])["env_step"].transform("max")
     df = df[df["env_step"] >= (1 - late) * last]
     return df.groupby(["algo", "seed", "horizon"], as_index=False)["value"].mean()
+
+
+#: The latent models' value-equivalence probe (``tdmpc2``): metric prefix -> axis label.
+VE_PROBES = {
+    "ve_latent_err_h": "latent consistency error (MSE)",
+    "ve_reward_err_h": "reward error (|r_hat - r|)",
+    "ve_value_err_h": "value error (|V(z_hat) - V(z)|)",
+}
 
 
 def plot_model_error(
@@ -110,10 +123,12 @@ def plot_model_error(
     ax: Axes | None = None,
     seed: int = 0,
     palette: dict[str, tuple[float, float, float]] | None = None,
+    prefix: str = "model_err_h",
 ) -> Axes:
-    """The MBPO post's picture: ``k``-step error of the learned model against ``k`` (log-log)."""
+    """The MBPO post's picture: ``k``-step error of the learned model against ``k`` (log-log);
+    ``prefix`` picks another ``k``-indexed error (:data:`VE_PROBES`)."""
     ax = ax or plt.gca()
-    df = model_error_by_horizon(curves)
+    df = model_error_by_horizon(curves, prefix=prefix)
     palette = palette or algo_palette(df["algo"])
     sns.lineplot(
         data=df,
@@ -129,7 +144,7 @@ def plot_model_error(
         ax=ax,
     )
     ax.set(xscale="log", yscale="log", xlabel="prediction horizon k (steps)")
-    ax.set_ylabel("held-out k-step error (state variances)")
+    ax.set_ylabel(VE_PROBES.get(prefix, "held-out k-step error (state variances)"))
     return ax
 
 
@@ -227,6 +242,19 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
             plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette)
             ax.set_title(f"{task}: compounding model error (second half of training)")
             written.append(_save(fig, out / f"{file_part(task)}_model_error.png"))
+        probes = [
+            p
+            for p in VE_PROBES
+            if not model_error_by_horizon(curves[curves["env"] == task], prefix=p).empty
+        ]
+        if probes:
+            fig, axes = plt.subplots(
+                1, len(probes), figsize=(4.5 * len(probes), 3.5), squeeze=False
+            )
+            for ax, p in zip(axes.flat, probes, strict=True):
+                plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette, prefix=p)
+            fig.suptitle(f"{task}: value-equivalence probe, open loop on evaluation episodes")
+            written.append(_save(fig, out / f"{file_part(task)}_value_equivalence.png"))
         fig = plot_model_trust(curves[curves["env"] == task], palette=palette)
         if fig is not None:
             fig.suptitle(task)

@@ -317,6 +317,7 @@ def test_defaults_satisfy_their_declared_ranges(cls):
 #: numeric fields whose every value is valid (a target, a bound whose sign is free)
 UNRANGED = {
     "SACConfig": {"target_entropy"},
+    "TDMPC2Config": {"vmin", "vmax", "log_std_min", "log_std_max"},
     "SACLearnerConfig": {"target_entropy"},
     **{
         name: {"init_max_logvar", "init_min_logvar"}

@@ -250,3 +250,68 @@ class SimulatorStep:
     def compact(self, keep: torch.Tensor) -> None:
         """Keep only the rows where ``keep [N]`` (bool) is set."""
         self.states = self.states[keep.cpu()]
+
+
+class LatentModel:
+    """A latent world model scored by its own heads (TD-MPC's and TD-MPC2's planning objective;
+    nicklashansen/tdmpc2 ``TDMPC2._estimate_value``): from ``z = encode(obs)``,
+
+        ``R = sum_t gamma^t alive_t rhat(z_t, a_t) + gamma^H alive_H Q_avg(z_H, pi(z_H))``
+
+    with ``alive`` cut once the termination head says ``p > 0.5`` (episodic models only). Actions
+    are in the world model's ``[-1, 1]`` box (the agent maps them to the env's bounds).
+
+    Args:
+        model: a :class:`~algorithms.models.world_model.WorldModel` (read at every call).
+        gamma: discount.
+        device: where observations and rollouts live.
+        ready: whether there is a model to plan with (a callable: the agent's seed phase).
+    """
+
+    def __init__(self, model: Any, *, gamma: float, device: Any, ready: Any = None) -> None:
+        self.model, self.gamma, self.device = model, gamma, device
+        self._ready = ready
+
+    @property
+    def ready(self) -> bool:
+        return True if self._ready is None else bool(self._ready())
+
+    def encode(self, obs: np.ndarray) -> torch.Tensor:
+        """``[O] -> [1, L]``."""
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        return self.model.encode(o.reshape(1, -1))
+
+    def value(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``z [1 or N, L]``, ``actions [N, H, A] -> [N]`` discounted model returns."""
+        m = self.model
+        n, h = actions.shape[:2]
+        z = z.expand(n, -1)
+        total = torch.zeros(n, 1, device=z.device)
+        alive = torch.ones(n, 1, device=z.device)
+        discount = 1.0
+        for t in range(h):  # H is 3: a loop over horizon steps, each a batched op over N
+            a = actions[:, t]
+            total += discount * alive * m.twohot.decode(m.reward(z, a)).unsqueeze(-1)
+            z = m.next(z, a)
+            discount *= self.gamma
+            if m.shape.episodic:
+                alive = alive * (m.termination(z) <= 0.5)
+        a, _ = m.pi(z)
+        total += discount * alive * m.q_value(z, a, reduce="avg")
+        return total.squeeze(-1)
+
+    def objective(self, obs: np.ndarray, info: Mapping[str, Any] | None = None) -> Objective:
+        z = self.encode(obs)
+        return lambda actions: self.value(z, actions)
+
+    def policy_rollouts(self, obs: np.ndarray, count: int, horizon: int) -> torch.Tensor:
+        """``[count, H, A]``: the policy prior's own trajectories in the model from ``obs`` (the
+        proposals TD-MPC2 mixes into every MPPI iteration, ``num_pi_trajs``)."""
+        z = self.encode(obs).expand(count, -1)
+        out = []
+        for t in range(horizon):
+            a, _ = self.model.pi(z)
+            out.append(a)
+            if t < horizon - 1:
+                z = self.model.next(z, a)
+        return torch.stack(out, dim=1)

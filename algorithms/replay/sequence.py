@@ -278,6 +278,24 @@ class SequenceReplay:
             raise ValueError("SequenceReplay.sample on an empty replay: add steps first")
         return self.gather(generator.integers(0, len(self), size=batch), length)
 
+    def full_starts(self, length: int) -> np.ndarray:
+        """Positions into :meth:`steps` (0 = oldest) whose next ``length`` steps all lie in
+        their own episode (stored, the running episode's included): the starts of windows
+        with no padding."""
+        pos = np.arange(len(self))
+        return pos[self.episode_ends(pos) - pos >= length]
+
+    def sample_full(self, batch: int, length: int, *, generator: np.random.Generator) -> Sequences:
+        """``batch`` windows of ``length`` real steps (every ``mask`` is 1), starts drawn
+        uniformly over :meth:`full_starts` (TD-MPC2's slices of ``strict_length``)."""
+        starts = self.full_starts(length)
+        if not len(starts):
+            raise ValueError(
+                f"SequenceReplay.sample_full: no stored episode has {length} steps yet; add "
+                "steps first"
+            )
+        return self.gather(starts[generator.integers(0, len(starts), size=batch)], length)
+
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
         """Stored steps (oldest first) and bookkeeping; no generator (the trial context's)."""

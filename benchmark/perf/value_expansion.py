@@ -15,16 +15,14 @@ SAC's update is the same learner on a real minibatch without model targets)::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-import numpy as np
 import torch
 import yaml
 
 from algorithms import get_algorithm
 from algorithms.agents.model_based_sac import ModelBasedSAC
 from algorithms.api import RunContext, Transition, apply_overrides
+from benchmark.perf import median_ms, random_transitions
 from envs import TASKS
 
 
@@ -52,15 +50,7 @@ def build(name: str, task, args: argparse.Namespace, data: list[Transition]) -> 
 
 def time_updates(agent: ModelBasedSAC, args: argparse.Namespace) -> float:
     """Median milliseconds per update."""
-    for _ in range(args.warmup):
-        agent.train_policy()
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        for _ in range(args.iters):
-            agent.train_policy()
-        times.append((time.perf_counter() - t0) / args.iters)
-    return 1e3 * statistics.median(times)
+    return median_ms(agent.train_policy, warmup=args.warmup, repeats=args.repeats, iters=args.iters)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,15 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     task = TASKS[args.task].resolve()
-    env = task.make_env()
-    rng = np.random.default_rng(args.seed)
-    obs, _ = env.reset(seed=args.seed)
-    data = []
-    for _ in range(args.init_steps):
-        a = rng.uniform(task.act_low, task.act_high).astype(np.float32)
-        nxt, r, term, trunc, _ = env.step(a)
-        data.append(Transition(obs, a, float(r), nxt, bool(term), bool(trunc)))
-        obs = nxt if not (term or trunc) else env.reset()[0]
+    data = random_transitions(task, args.init_steps, args.seed)
     print(
         f"one update, {args.task}, batch 256, {args.threads} thread(s), "
         f"torch {torch.__version__}, {args.init_steps} real transitions"
