@@ -99,6 +99,7 @@ speed: $(STAMP)
 	$(BIN)/python -m benchmark.perf.mbpo --bf16
 	$(BIN)/python -m benchmark.perf.ilqg
 	$(BIN)/python -m benchmark.perf.pilco
+	$(BIN)/python -m benchmark.perf.tdmpc2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -107,6 +107,21 @@ SMOKE: dict[str, tuple[str, dict]] = {
             "model.max_epochs": 3,
         },
     ),
+    "tdmpc2": (
+        "pendulum",
+        {
+            "seed_steps": 200,
+            "enc_dim": 32,
+            "mlp_dim": 32,
+            "latent_dim": 16,
+            "batch_size": 16,
+            "num_samples": 40,
+            "num_elites": 8,
+            "num_pi_trajs": 4,
+            "iterations": 2,
+            "probe_horizons": (1, 4),
+        },
+    ),
     "pilco": (
         "cartpole_swingup",
         {"horizon": 5, "num_basis": 10, "policy_iterations": 3, "gp_iterations": 20},
