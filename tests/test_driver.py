@@ -94,3 +94,37 @@ def test_evaluation_logs_the_value_prediction_against_the_discounted_return():
     assert len(bias) == 3 and bias == pytest.approx(
         [p - r for p, r in zip(got["value_pred"], got["value_return"], strict=True)]
     )
+
+
+def test_evaluation_steps_reach_observe_eval_and_training_steps_do_not(monkeypatch):
+    """``observe_eval`` gets every evaluation step (held-out data for diagnostics), in order,
+    with the action sent; ``observe`` gets only the training steps."""
+    import itertools
+
+    import numpy as np
+
+    from algorithms.random_policy import RandomPolicy
+    from benchmark import driver
+
+    seen: dict[str, list] = {"eval": [], "train": []}
+
+    class Recording(RandomPolicy):
+        name = "recording"
+
+        def observe(self, transition):
+            seen["train"].append(transition)
+
+        def observe_eval(self, transition):
+            seen["eval"].append(transition)
+
+    real = driver.get_algorithm
+    monkeypatch.setattr(
+        driver, "get_algorithm", lambda n: Recording if n == "recording" else real(n)
+    )
+    spec = TrialSpec("recording", "pendulum", 0, total_steps=200, eval_every=100, eval_episodes=2)
+    run_trial(spec)
+    assert len(seen["train"]) == 200
+    assert len(seen["eval"]) == 3 * 2 * 200  # evaluations at 0, 100 and 200, 2 episodes each
+    first = seen["eval"][:200]
+    assert all(np.array_equal(a.next_obs, b.obs) for a, b in itertools.pairwise(first))
+    assert first[-1].truncated and not any(t.truncated for t in first[:-1])
