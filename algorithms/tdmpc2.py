@@ -30,6 +30,12 @@ error against the encoding of the real state ``k`` steps later, per latent dim),
 ``ve_value_err_h{k}`` (absolute difference of the value ``Q(z, pi_mean(z))``, all heads averaged,
 between the rolled latent and the encoded real state).
 
+Also logged: the update's losses (``consistency_loss``, ``reward_loss``, ``value_loss``,
+``termination_loss``, ``reconstruction_loss``), ``grad_norm``, ``pi_loss``, ``pi_entropy``,
+``pi_scale`` (the running Q scale ``S``), averaged between evaluations by the driver, and
+``plan_return`` (the best predicted return of the plans since the previous evaluation, training
+and evaluation steps).
+
 The value-equivalence ablation: ``reconstruction_coef > 0`` adds an observation decoder and its
 ``rho^t``-weighted MSE to the model loss (what TD-MPC2 leaves out).
 
