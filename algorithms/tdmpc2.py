@@ -190,10 +190,6 @@ class TDMPC2Config(AlgoConfig):
     """Evaluation steps kept for the probe (the most recent)."""
 
 
-def _episode_length(task: TaskSpec) -> int:
-    return int(task.max_episode_steps)
-
-
 class TDMPC2Agent(Algorithm):
     """The ``tdmpc2`` plugin (see the module docstring)."""
 
@@ -213,7 +209,7 @@ class TDMPC2Agent(Algorithm):
             )
         size = MODEL_SIZES[config.model_size]
         fill = {k: v for k, v in size.items() if getattr(config, k) is None}
-        length = _episode_length(task)
+        length = int(task.max_episode_steps)
         if config.seed_steps is None:
             fill["seed_steps"] = max(1000, 5 * length)
         if config.discount is None:
@@ -296,13 +292,15 @@ class TDMPC2Agent(Algorithm):
             explore: EliteMPPI(c.horizon, -unit, unit, mppi, generator=ctx.torch_gen)
             for explore in (True, False)
         }
+        self.seed_steps = max(int(c.seed_steps), 1)  # type: ignore[arg-type]  (resolved above)
+        self.rho = c.rho ** torch.arange(c.horizon + 1, device=dev, dtype=torch.float32)
+        """``[H + 1]``: the temporal weights ``rho^t`` of every loss."""
         self.env_steps = 0
         self.pretrained = False
         self.probe = SequenceReplay(
             c.probe_capacity, task.obs_dim, task.act_dim, drop_partial=False
         )
-        self._sums: dict[str, float] = {}
-        self._count = 0
+        self._plan_return_sum, self._plan_count = 0.0, 0
 
     def autocast(self) -> Any:
         """bf16 autocast on the trial's device with ``bf16``, else a no-op."""
@@ -316,8 +314,9 @@ class TDMPC2Agent(Algorithm):
         )
 
     def to_env_action(self, action: np.ndarray) -> np.ndarray:
-        """``[-1, 1]`` -> env units, inside the bounds."""
-        a = self._act_mid + np.clip(action, -1.0, 1.0) * self._act_half
+        """``[-1, 1]`` -> env units, clipped to the bounds (the map is linear: the same as
+        clipping to ``[-1, 1]`` first)."""
+        a = self._act_mid + np.asarray(action) * self._act_half
         return np.clip(a, self.task.act_low, self.task.act_high).astype(np.float32)
 
     @torch.no_grad()
@@ -345,11 +344,9 @@ class TDMPC2Agent(Algorithm):
             assert opt.last_std is not None
             noise = torch.randn(a.shape, generator=self.ctx.torch_gen).to(a.device)
             a = a + opt.last_std[0] * noise
-        self._sums["plan_return"] = (
-            self._sums.get("plan_return", 0.0) + opt.last_info["plan_return"]
-        )
-        self._count += 1
-        return self.to_env_action(a.clamp(-1, 1).cpu().numpy())
+        self._plan_return_sum += opt.last_info["plan_return"]
+        self._plan_count += 1
+        return self.to_env_action(a.cpu().numpy())
 
     def reset(self, *, explore: bool) -> None:
         self.optimizers[explore].reset()
@@ -366,22 +363,24 @@ class TDMPC2Agent(Algorithm):
     def update(self) -> Mapping[str, float]:
         """Nothing during the seed steps; at ``seed_steps``, that many updates (the reference
         code's pretraining on the seed data); then one per env step."""
-        c = self.cfg
-        if self.env_steps < max(c.seed_steps or 0, 1):  # type: ignore[operator]
+        if self.env_steps < self.seed_steps:
             return {}
-        if not len(self.replay.full_starts(c.horizon)):
+        starts = self.replay.full_starts(self.cfg.horizon)  # the replay holds still below
+        if not len(starts):
             return {}
         n = 1
         if not self.pretrained:
-            n, self.pretrained = max(c.seed_steps or 0, 1), True  # type: ignore[assignment]
+            n, self.pretrained = self.seed_steps, True
         metrics: dict[str, float] = {}
         for _ in range(n):
-            metrics = self._update()
+            metrics = self._update(starts)
         return metrics
 
-    def _update(self) -> dict[str, float]:
+    def _update(self, starts: np.ndarray) -> dict[str, float]:
         c = self.cfg
-        b = self.replay.sample_full(c.batch_size, c.horizon, generator=self.ctx.np_rng)
+        b = self.replay.sample_full(
+            c.batch_size, c.horizon, generator=self.ctx.np_rng, starts=starts
+        )
         # [B, H, ...] -> [H, B, ...]
         obs0 = b.obs[:, 0]
         act = b.act.transpose(0, 1)
@@ -407,7 +406,7 @@ class TDMPC2Agent(Algorithm):
             td_target = reward + self.discount * (1 - term) * q_next  # [H, B]
         m.train()
         h = c.horizon
-        rho = c.rho ** torch.arange(h, device=obs0.device, dtype=torch.float32)
+        rho, rho1 = self.rho[:h], self.rho  # over the H steps, over the H + 1 latents
         z = m.encode(obs0)
         zs = [z]
         consistency = obs0.new_zeros(())
@@ -437,7 +436,6 @@ class TDMPC2Agent(Algorithm):
             out["termination_loss"] = float(term_loss.detach())
         if c.reconstruction_coef > 0:
             obs_seq = torch.cat([obs0.unsqueeze(0), next_obs], dim=0)  # [H + 1, B, O]
-            rho1 = c.rho ** torch.arange(h + 1, device=obs0.device, dtype=torch.float32)
             rec = ((m.decode(z_all) - obs_seq) ** 2).mean(dim=(1, 2))
             rec_loss = (rho1 * rec).sum() / (h + 1)
             total = total + c.reconstruction_coef * rec_loss
@@ -454,7 +452,6 @@ class TDMPC2Agent(Algorithm):
         q = m.q_value(zs_d, a, reduce="avg")  # [H + 1, B, 1]
         self.scale.update(q[0])
         q = self.scale(q)
-        rho1 = c.rho ** torch.arange(h + 1, device=obs0.device, dtype=torch.float32)
         pi_loss = (-(c.entropy_coef * info["scaled_entropy"] + q).mean(dim=(1, 2)) * rho1).mean()
         pi_loss.backward()
         torch.nn.utils.clip_grad_norm_(m._pi.parameters(), c.grad_clip_norm)
@@ -501,18 +498,18 @@ class TDMPC2Agent(Algorithm):
             torch.as_tensor(a, device=dev) for a in (steps.obs, steps.act, steps.next_obs)
         )
         rew = torch.as_tensor(steps.reward, device=dev)
-        z_real = m.encode(torch.cat([obs, nxt[-1:]]))  # z of obs[i] (and the last next_obs)
         z_next_real = m.encode(nxt)  # z of the state after step i
         v_next_real = self._values(z_next_real)
         idx = np.arange(n)
-        z = z_real[:n]
+        z = m.encode(obs)
         out: dict[str, float] = {}
-        for t in range(max(self.cfg.probe_horizons)):
+        for t in range(max(self.cfg.probe_horizons)):  # open loop: sequential in k
             k = t + 1
             j = np.minimum(idx + t, n - 1)  # the k-th step of the window from i
-            r_hat = self.twohot.decode(m.reward(z, act[j]))
+            scored = k in self.cfg.probe_horizons
+            r_hat = self.twohot.decode(m.reward(z, act[j])) if scored else None
             z = m.next(z, act[j])
-            if k not in self.cfg.probe_horizons:
+            if r_hat is None:
                 continue
             ok = np.flatnonzero(idx + t < ends)
             if not len(ok):
@@ -528,9 +525,9 @@ class TDMPC2Agent(Algorithm):
     def eval_metrics(self) -> Mapping[str, float]:
         out = self.probe_errors()
         self.probe.clear()
-        if self._count:
-            out.update({k: v / self._count for k, v in self._sums.items()})
-            self._sums, self._count = {}, 0
+        if self._plan_count:
+            out["plan_return"] = self._plan_return_sum / self._plan_count
+            self._plan_return_sum, self._plan_count = 0.0, 0
         return out
 
     # ------------------------------------------------------------------ checkpointing
@@ -544,8 +541,8 @@ class TDMPC2Agent(Algorithm):
             "probe": self.probe.state_dict(),
             "env_steps": self.env_steps,
             "pretrained": self.pretrained,
-            "sums": dict(self._sums),
-            "count": self._count,
+            "plan_return_sum": self._plan_return_sum,
+            "plan_count": self._plan_count,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -557,4 +554,5 @@ class TDMPC2Agent(Algorithm):
         self.probe.load_state_dict(state["probe"])
         self.env_steps = int(state["env_steps"])
         self.pretrained = bool(state["pretrained"])
-        self._sums, self._count = dict(state["sums"]), int(state["count"])
+        self._plan_return_sum = float(state["plan_return_sum"])
+        self._plan_count = int(state["plan_count"])

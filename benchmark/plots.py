@@ -242,17 +242,14 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
             plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette)
             ax.set_title(f"{task}: compounding model error (second half of training)")
             written.append(_save(fig, out / f"{file_part(task)}_model_error.png"))
-        probes = [
-            p
-            for p in VE_PROBES
-            if not model_error_by_horizon(curves[curves["env"] == task], prefix=p).empty
-        ]
+        here = curves[curves["env"] == task]
+        probes = [p for p in VE_PROBES if not model_error_by_horizon(here, prefix=p).empty]
         if probes:
             fig, axes = plt.subplots(
                 1, len(probes), figsize=(4.5 * len(probes), 3.5), squeeze=False
             )
             for ax, p in zip(axes.flat, probes, strict=True):
-                plot_model_error(curves[curves["env"] == task], ax=ax, palette=palette, prefix=p)
+                plot_model_error(here, ax=ax, palette=palette, prefix=p)
             fig.suptitle(f"{task}: value-equivalence probe, open loop on evaluation episodes")
             written.append(_save(fig, out / f"{file_part(task)}_value_equivalence.png"))
         fig = plot_model_trust(curves[curves["env"] == task], palette=palette)

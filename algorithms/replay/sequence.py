@@ -285,10 +285,20 @@ class SequenceReplay:
         pos = np.arange(len(self))
         return pos[self.episode_ends(pos) - pos >= length]
 
-    def sample_full(self, batch: int, length: int, *, generator: np.random.Generator) -> Sequences:
+    def sample_full(
+        self,
+        batch: int,
+        length: int,
+        *,
+        generator: np.random.Generator,
+        starts: np.ndarray | None = None,
+    ) -> Sequences:
         """``batch`` windows of ``length`` real steps (every ``mask`` is 1), starts drawn
-        uniformly over :meth:`full_starts` (TD-MPC2's slices of ``strict_length``)."""
-        starts = self.full_starts(length)
+        uniformly over :meth:`full_starts` (TD-MPC2's slices of ``strict_length``). ``starts``:
+        that array when the caller already has it (no step added since), e.g. for many updates
+        in a row."""
+        if starts is None:
+            starts = self.full_starts(length)
         if not len(starts):
             raise ValueError(
                 f"SequenceReplay.sample_full: no stored episode has {length} steps yet; add "
