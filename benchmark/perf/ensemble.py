@@ -150,7 +150,9 @@ def time_pair(
 
 
 def run_case(name: str, obs_dim: int, act_dim: int, args: argparse.Namespace) -> dict[str, float]:
-    cfg = EnsembleConfig(members=args.members, hidden=args.hidden, layers=args.layers)
+    cfg = EnsembleConfig(
+        members=args.members, elites=min(5, args.members), hidden=args.hidden, layers=args.layers
+    )
     in_dim, out_dim = obs_dim + act_dim, obs_dim
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(cfg.members, args.batch, in_dim, generator=gen)

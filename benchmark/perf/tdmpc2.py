@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
             agent.pretrained = True
             timing = {"warmup": args.warmup, "repeats": args.repeats, "iters": args.iters}
             plan = median_ms(lambda a=agent: a.act(obs, explore=True), **timing)
-            update = median_ms(agent._update, **timing)
+            starts = agent.replay.full_starts(cfg.horizon)  # as ``update`` computes them
+            update = median_ms(lambda a=agent, s=starts: a._update(s), **timing)
             step = plan + update
             print(
                 f"{size:>4} {'bf16' if bf16 else 'fp32':>5} {plan:8.1f} {update:9.1f} "

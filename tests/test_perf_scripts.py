@@ -1,0 +1,37 @@
+"""The speed scripts (``benchmark/perf``) still run: each at its smallest settings, one timed call.
+
+They print the figures docs/performance.md and the algorithm pages quote, so a refactor that
+breaks one (a renamed method, a new argument) must fail here, not when the next measurement is
+due. Nothing is timed: these check that the scripts run and print their table.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+SMALL = {
+    "ensemble": "--threads 1 --members 2 --hidden 8 --layers 2 --batch 4 --iters 1 --rounds 1 --warmup 0",
+    "ilqg": "--horizon 3 --iterations 1 --steps 1 --warmup 0",
+    "mbpo": "--threads 1 --init-steps 300 --steps 2 --set model.max_epochs=1",
+    "pilco": "--task pendulum --points 10 --horizon 3 --policy-iterations 1 --repeats 1",
+    "planning": (
+        "--threads 1 --members 2 --elites-model 2 --hidden 8 --layers 2 --population 8 "
+        "--horizon 3 --iterations 1 --particles 2 --warmup 0 --repeats 1 --no-cuda"
+    ),
+    "sac": "--hidden 8 --iters 1 --repeats 1 --warmup 0",
+    "tdmpc2": (
+        "--sizes 1 --init-steps 40 --iters 1 --repeats 1 --warmup 0 "
+        "--set num_samples=16 num_elites=4 num_pi_trajs=4 batch_size=4 horizon=2"
+    ),
+    "value_expansion": "--init-steps 200 --iters 1 --repeats 1 --warmup 0",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_speed_script_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    module = importlib.import_module(f"benchmark.perf.{name}")
+    module.main(SMALL[name].split())
+    out = capsys.readouterr().out
+    assert out.count("\n") >= 2, f"benchmark.perf.{name} printed no table:\n{out}"
