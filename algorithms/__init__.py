@@ -24,6 +24,7 @@ for _name, _ref in {
     "mve": "algorithms.mve:MVEAgent",
     "steve": "algorithms.steve:STEVEAgent",
     "ddpg": "algorithms.ddpg:DDPGAgent",
+    "dqn": "algorithms.dqn:DQNAgent",
     "tdmpc2": "algorithms.tdmpc2:TDMPC2Agent",
     "ilqg": "algorithms.ilqg:ILQG",
     "pilco": "algorithms.pilco:PILCO",

@@ -37,6 +37,15 @@ SMOKE: dict[str, tuple[str, dict]] = {
     "lqr": ("inverted_pendulum", {}),
     "sac": ("pendulum", {"initial_random_steps": 64, "batch_size": 32}),
     "ddpg": ("pendulum", {"initial_random_steps": 64, "batch_size": 32}),
+    "dqn": (
+        "cartpole",
+        {
+            "learning_starts": 100,
+            "batch_size": 32,
+            "train_frequency": 2,
+            "target_network_frequency": 50,
+        },
+    ),
     "rs": (
         "pendulum",
         {"population": 64, "horizon": 5, "initial_random_steps": 100, "model.max_epochs": 5},

@@ -43,7 +43,12 @@ def adam(params: Any, lr: float) -> torch.optim.Adam:
 
 def mlp(in_features: int, out_features: int, hidden: int, layers: int) -> nn.Sequential:
     """``layers`` hidden ReLU layers of width ``hidden``, then a linear output."""
-    dims = [in_features] + [hidden] * layers
+    return mlp_widths(in_features, out_features, (hidden,) * layers)
+
+
+def mlp_widths(in_features: int, out_features: int, widths: tuple[int, ...]) -> nn.Sequential:
+    """Hidden ReLU layers of the given ``widths``, then a linear output."""
+    dims = [in_features, *widths]
     mods: list[nn.Module] = []
     for i, o in itertools.pairwise(dims):
         mods += [nn.Linear(i, o), nn.ReLU()]
