@@ -26,6 +26,10 @@ One simulation (muzero-general ``self_play.py`` ``MCTS.run``, single player):
 
 Ties in the argmax go to the lowest action index (muzero-general breaks them at random); the root
 gets Dirichlet noise in training (``noise=True``).
+
+Selection and backup are compiled loops (numba: :func:`_select`, :func:`_backup`) over the
+tree's NumPy arrays, between two batched model calls; vectorised NumPy ops cost ~50 us per tree
+level on these small arrays and made a 50-simulation search 5x slower (``benchmark/perf/mcts.py``).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from numba import njit
 
 Tensor = torch.Tensor
 
@@ -74,6 +79,56 @@ class SearchResult(NamedTuple):
     """``[B, A]`` the root prior the search used (noise included)."""
 
 
+@njit(cache=True)
+def _select(visits, prior, children, edge_visits, edge_q, vmin, vmax, c_base, c_init, node, act):
+    """Each tree's descent by pUCT to an unexpanded edge: writes its parent and action into
+    ``node [B]`` and ``act [B]``."""
+    b, _, a = children.shape
+    for i in range(b):
+        cur = 0
+        while True:
+            n_parent = visits[i, cur]
+            c = (math.log((n_parent + c_base + 1.0) / c_base) + c_init) * math.sqrt(n_parent)
+            span = vmax[i] - vmin[i]
+            best, best_score = 0, -math.inf
+            for j in range(a):
+                n_edge = edge_visits[i, cur, j]
+                qn = 0.0
+                if n_edge > 0:
+                    q = edge_q[i, cur, j]
+                    qn = (q - vmin[i]) / span if span > 0 else q
+                score = qn + c / (n_edge + 1.0) * prior[i, cur, j]
+                if score > best_score:  # strict: the lowest index among ties
+                    best, best_score = j, score
+            nxt = children[i, cur, best]
+            if nxt < 0:
+                node[i], act[i] = cur, best
+                break
+            cur = nxt
+
+
+@njit(cache=True)
+def _backup(
+    sim, value, visits, value_sum, reward, parent, action, edge_visits, edge_q, vmin, vmax, discount
+):
+    """Back ``value [B]`` up from node ``sim`` of each tree to its root."""
+    for i in range(visits.shape[0]):
+        cur, g = sim, value[i]
+        while True:
+            value_sum[i, cur] += g
+            visits[i, cur] += 1.0
+            q = reward[i, cur] + discount * value_sum[i, cur] / visits[i, cur]
+            vmin[i] = min(vmin[i], q)
+            vmax[i] = max(vmax[i], q)
+            if cur == 0:
+                break
+            p = parent[i, cur]
+            edge_q[i, p, action[i, cur]] = q
+            edge_visits[i, p, action[i, cur]] = visits[i, cur]
+            g = reward[i, cur] + discount * g
+            cur = p
+
+
 def search(
     recurrent: RecurrentFn,
     root_hidden: Tensor,
@@ -84,10 +139,6 @@ def search(
     rng: np.random.Generator | None = None,
 ) -> SearchResult:
     """``cfg.num_simulations`` simulations from ``B`` roots.
-
-    The tree's statistics live in NumPy arrays (a handful of microseconds per vectorised op on
-    the small arrays of a search, against ~5 for a torch op), the hidden states in a torch tensor
-    on the model's device; the model is called once per simulation for all ``B`` trees.
 
     Args:
         recurrent: the model step (:data:`RecurrentFn`), called once per simulation on ``[B]``
@@ -101,7 +152,8 @@ def search(
     a = root_logits.shape[-1]
     n = cfg.num_simulations + 1
     rows = np.arange(b)
-    disc = cfg.discount
+    dev = root_hidden.device
+    trees = torch.arange(b, device=dev)
 
     hidden = root_hidden.new_zeros(b, n, h)
     prior = np.zeros((b, n, a))
@@ -116,6 +168,8 @@ def search(
     edge_q = np.zeros((b, n, a))
     vmin = np.full(b, math.inf)
     vmax = np.full(b, -math.inf)
+    node = np.zeros(b, dtype=np.int64)
+    act = np.zeros(b, dtype=np.int64)
 
     root_p = torch.softmax(root_logits.detach().double(), -1).cpu().numpy()
     if noise:
@@ -128,30 +182,10 @@ def search(
 
     with torch.no_grad():
         for sim in range(1, n):
-            # 1. select: descend while the chosen child is expanded
-            node = np.zeros(b, dtype=np.int64)
-            act = np.zeros(b, dtype=np.int64)
-            active = np.ones(b, dtype=bool)
-            while active.any():
-                ev, eq = edge_visits[rows, node], edge_q[rows, node]  # [B, A]
-                span = vmax - vmin
-                ok = (span > 0)[:, None]
-                qn = np.where(ok, (eq - vmin[:, None]) / np.where(ok, span[:, None], 1.0), eq)
-                qn[ev == 0] = 0.0
-                n_parent = visits[rows, node][:, None]  # [B, 1]
-                c = np.log((n_parent + cfg.pb_c_base + 1) / cfg.pb_c_base) + cfg.pb_c_init
-                u = c * np.sqrt(n_parent) / (ev + 1) * prior[rows, node]
-                best = (qn + u).argmax(-1)  # [B], the lowest index among ties
-                act = np.where(active, best, act)
-                nxt = children[rows, node, act]
-                active = active & (nxt >= 0)
-                node = np.where(active, nxt, node)
-
-            # 2. expand: one batched model call for the B leaves
-            leaf_parent = torch.from_numpy(node).to(hidden.device)
+            _select(visits, prior, children, edge_visits, edge_q, vmin, vmax,
+                    cfg.pb_c_base, cfg.pb_c_init, node, act)  # fmt: skip
             r, h_next, logits, v = recurrent(
-                hidden[torch.arange(b, device=hidden.device), leaf_parent],
-                torch.from_numpy(act).to(hidden.device),
+                hidden[trees, torch.from_numpy(node).to(dev)], torch.from_numpy(act).to(dev)
             )
             hidden[:, sim] = h_next.to(hidden.dtype)
             prior[:, sim] = torch.softmax(logits.double(), -1).cpu().numpy()
@@ -159,25 +193,8 @@ def search(
             parent[:, sim] = node
             action[:, sim] = act
             children[rows, node, act] = sim
-
-            # 3. backup, leaf to root, every tree at once
-            g = v.double().cpu().numpy()
-            cur = np.full(b, sim, dtype=np.int64)
-            active = np.ones(b, dtype=bool)
-            while active.any():
-                idx = (rows[active], cur[active])
-                value_sum[idx] += g[active]
-                visits[idx] += 1
-                node_q = reward[idx] + disc * value_sum[idx] / visits[idx]
-                vmin[active] = np.minimum(vmin[active], node_q)
-                vmax[active] = np.maximum(vmax[active], node_q)
-                inner = idx[1] != 0  # the edge into each node but the root
-                edge = (idx[0][inner], parent[idx][inner], action[idx][inner])
-                edge_q[edge] = node_q[inner]
-                edge_visits[edge] = visits[idx][inner]
-                g = reward[rows, cur] + disc * g
-                active = active & (cur != 0)
-                cur = np.where(active, parent[rows, cur], cur)
+            _backup(sim, v.double().cpu().numpy(), visits, value_sum, reward, parent, action,
+                    edge_visits, edge_q, vmin, vmax, cfg.discount)  # fmt: skip
 
     root_kids = children[:, 0]  # [B, A]
     counts = np.where(root_kids >= 0, visits[rows[:, None], np.maximum(root_kids, 0)], 0.0)
