@@ -12,6 +12,8 @@ invertible transform.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 Tensor = torch.Tensor
@@ -27,16 +29,43 @@ def symexp(x: Tensor) -> Tensor:
     return torch.sign(x) * torch.expm1(torch.abs(x))
 
 
-class TwoHot:
-    """Two-hot encoding over ``bins`` support points in ``[vmin, vmax]`` of the symlog space.
+#: MuZero's ``epsilon`` in :func:`muzero_h` (Pohlen et al. 2018; the MuZero pseudocode: 0.001).
+MUZERO_EPS = 1e-3
 
-    Shapes: scalars ``[...]``, logits ``[..., bins]``. TD-MPC2: 101 bins in ``[-10, 10]``.
+
+def muzero_h(x: Tensor) -> Tensor:
+    """MuZero's invertible value transform ``sign(x) (sqrt(|x| + 1) - 1) + eps x``."""
+    return torch.sign(x) * (torch.sqrt(torch.abs(x) + 1) - 1) + MUZERO_EPS * x
+
+
+def muzero_h_inv(y: Tensor) -> Tensor:
+    """Inverse of :func:`muzero_h` (muzero-general ``support_to_scalar``'s closed form)."""
+    e = MUZERO_EPS
+    root = (torch.sqrt(1 + 4 * e * (torch.abs(y) + 1 + e)) - 1) / (2 * e)
+    return torch.sign(y) * (root**2 - 1)
+
+
+class TwoHot:
+    """Two-hot encoding over ``bins`` support points in ``[vmin, vmax]`` of a transformed space.
+
+    Shapes: scalars ``[...]``, logits ``[..., bins]``. TD-MPC2: 101 bins in ``[-10, 10]`` of
+    ``symlog``; MuZero (muzero-general's CartPole): the 21 integers in ``[-10, 10]`` of
+    :func:`muzero_h` (``transform=muzero_h, inverse=muzero_h_inv``).
     """
 
-    def __init__(self, bins: int = 101, vmin: float = -10.0, vmax: float = 10.0) -> None:
+    def __init__(
+        self,
+        bins: int = 101,
+        vmin: float = -10.0,
+        vmax: float = 10.0,
+        *,
+        transform: Callable[[Tensor], Tensor] = symlog,
+        inverse: Callable[[Tensor], Tensor] = symexp,
+    ) -> None:
         if bins < 2 or not vmin < vmax:
             raise ValueError(f"need bins >= 2 and vmin < vmax, got {bins}, {vmin}, {vmax}")
         self.bins, self.vmin, self.vmax = bins, vmin, vmax
+        self.transform, self.inverse = transform, inverse
         self.bin_size = (vmax - vmin) / (bins - 1)
         self._support: dict[tuple[torch.device, torch.dtype], Tensor] = {}
 
@@ -50,8 +79,9 @@ class TwoHot:
         return self._support[key]
 
     def encode(self, x: Tensor) -> Tensor:
-        """``[...] -> [..., bins]`` two-hot targets of ``symlog(x)`` (clipped to the support)."""
-        pos = (symlog(x).clamp(self.vmin, self.vmax) - self.vmin) / self.bin_size
+        """``[...] -> [..., bins]`` two-hot targets of ``transform(x)`` (clipped to the
+        support)."""
+        pos = (self.transform(x).clamp(self.vmin, self.vmax) - self.vmin) / self.bin_size
         low = pos.floor().clamp(max=self.bins - 2)
         upper_w = (pos - low).unsqueeze(-1)
         idx = low.long().unsqueeze(-1)
@@ -60,9 +90,9 @@ class TwoHot:
         return out.scatter_(-1, idx + 1, upper_w)
 
     def decode(self, logits: Tensor) -> Tensor:
-        """``[..., bins] -> [...]``: ``symexp`` of the expected support point."""
+        """``[..., bins] -> [...]``: ``inverse`` of the expected support point."""
         probs = torch.softmax(logits, dim=-1)
-        return symexp((probs * self.support(logits)).sum(-1))
+        return self.inverse((probs * self.support(logits)).sum(-1))
 
     def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
         """``[..., bins]``, ``[...] -> [...]``: soft cross-entropy against :meth:`encode`."""

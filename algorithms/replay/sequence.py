@@ -229,6 +229,12 @@ class SequenceReplay:
         """Every stored step, oldest first (copies)."""
         return self._take(self._slots(self._lo, self._hi))
 
+    def slots(self, positions: np.ndarray) -> np.ndarray:
+        """Ring slots ``[N]`` of positions ``[N]`` into :meth:`steps` (0 = oldest): stable
+        while the step stays stored, so a caller can keep per-step data beside the replay
+        (MuZero's priorities) in an array of ``capacity`` slots."""
+        return (self._lo + np.asarray(positions, np.int64)) % self.capacity
+
     def episode_ends(self, positions: np.ndarray) -> np.ndarray:
         """For positions ``[N]`` into :meth:`steps` (0 = oldest), the position one past the last
         stored step of each one's episode ``[N]``: step ``p + j`` is in ``p``'s episode iff

@@ -1,0 +1,107 @@
+"""MuZero's three networks (Schrittwieser et al. 2020) in muzero-general's fully connected form
+(``models.py`` ``MuZeroFullyConnectedNetwork``), for vector observations and discrete actions.
+
+- representation ``h``: ``o -> s`` (an MLP, then min-max scaling of ``s`` to ``[0, 1]``);
+- dynamics ``g``: ``(s, a) -> (r, s')`` (``s'`` from ``[s, onehot(a)]``, scaled again; the
+  reward head reads ``s'``, as muzero-general's ``dynamics_reward_network``);
+- prediction ``f``: ``s -> (p, v)`` (policy logits and value).
+
+Reward and value are categorical over a support of ``2 * support_size + 1`` integers in the
+space of MuZero's transform (:func:`~algorithms.models.twohot.muzero_h`); hidden layers use ELU,
+as muzero-general's ``mlp``. Shapes: ``B`` rows, ``O`` observation dims, ``A`` actions, ``S`` the
+encoding size, ``K`` support bins.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from algorithms.models.twohot import TwoHot, muzero_h, muzero_h_inv
+
+Tensor = torch.Tensor
+
+
+def elu_mlp(in_dim: int, widths: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """Linear layers of ``widths`` with ELU between them, then a linear output (muzero-general
+    ``mlp``: ELU hidden activations, identity output)."""
+    dims = [in_dim, *widths, out_dim]
+    mods: list[nn.Module] = []
+    for i in range(len(dims) - 1):
+        mods.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            mods.append(nn.ELU())
+    return nn.Sequential(*mods)
+
+
+def scale_hidden(s: Tensor) -> Tensor:
+    """Min-max scale each row of ``s [B, S]`` to ``[0, 1]`` (muzero-general ``models.py``; a
+    range below 1e-5 is widened by 1e-5)."""
+    lo = s.min(-1, keepdim=True).values
+    span = s.max(-1, keepdim=True).values - lo
+    span = torch.where(span < 1e-5, span + 1e-5, span)
+    return (s - lo) / span
+
+
+class MuZeroNet(nn.Module):
+    """``h``, ``g`` and ``f`` with their categorical heads.
+
+    Args:
+        obs_dim, num_actions: the task's.
+        encoding: hidden-state size ``S`` (muzero-general CartPole: 8).
+        representation, dynamics, reward, value, policy: hidden widths of each MLP (CartPole:
+            ``()``, ``(16,)``, ``(16,)``, ``(16,)``, ``(16,)``).
+        support_size: the value and reward support is the integers in
+            ``[-support_size, support_size]`` of ``muzero_h`` space (CartPole: 10).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        encoding: int,
+        representation: tuple[int, ...],
+        dynamics: tuple[int, ...],
+        reward: tuple[int, ...],
+        value: tuple[int, ...],
+        policy: tuple[int, ...],
+        support_size: int,
+    ) -> None:
+        super().__init__()
+        self.num_actions = num_actions
+        bins = 2 * support_size + 1
+        self.support = TwoHot(
+            bins, -float(support_size), float(support_size), transform=muzero_h,
+            inverse=muzero_h_inv,
+        )  # fmt: skip
+        self._h = elu_mlp(obs_dim, representation, encoding)
+        self._g = elu_mlp(encoding + num_actions, dynamics, encoding)
+        self._r = elu_mlp(encoding, reward, bins)
+        self._p = elu_mlp(encoding, policy, num_actions)
+        self._v = elu_mlp(encoding, value, bins)
+
+    def represent(self, obs: Tensor) -> Tensor:
+        """``[B, O] -> [B, S]``."""
+        return scale_hidden(self._h(obs))
+
+    def dynamics(self, s: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """``s [B, S]``, ``action [B]`` (long) -> reward logits ``[B, K]``, ``s' [B, S]``."""
+        onehot = nn.functional.one_hot(action, self.num_actions).to(s.dtype)
+        nxt = self._g(torch.cat([s, onehot], -1))
+        return self._r(nxt), scale_hidden(nxt)
+
+    def predict(self, s: Tensor) -> tuple[Tensor, Tensor]:
+        """``s [B, S]`` -> policy logits ``[B, A]``, value logits ``[B, K]``."""
+        return self._p(s), self._v(s)
+
+    def value(self, logits: Tensor) -> Tensor:
+        """``[..., K] -> [...]`` scalar of a categorical head."""
+        return self.support.decode(logits.float())
+
+    @torch.no_grad()
+    def recurrent(self, s: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The search's model step (:data:`~algorithms.planners.mcts.RecurrentFn`): reward
+        ``[B]``, ``s' [B, S]``, policy logits ``[B, A]``, value ``[B]``."""
+        r_logits, nxt = self.dynamics(s, action)
+        p_logits, v_logits = self.predict(nxt)
+        return self.value(r_logits), nxt, p_logits, self.value(v_logits)

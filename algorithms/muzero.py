@@ -1,0 +1,448 @@
+"""``muzero``: MuZero (Schrittwieser et al. 2020) for discrete actions, muzero-general's CartPole
+configuration (``games/cartpole.py``) ported to gymnasium 1.x and run synchronously.
+
+The model (:class:`~algorithms.models.muzero_net.MuZeroNet`: representation ``h``, dynamics
+``g``, prediction ``f``) is trained only through reward, value and policy targets: it is
+value-equivalent, never asked to reconstruct an observation. Per env step:
+
+1. **act**: ``s = h(o)``, then :func:`~algorithms.planners.mcts.search` (pUCT over ``g`` and
+   ``f``, ``num_simulations``, root Dirichlet noise in training); the action is drawn from the
+   root's visit counts at the schedule's temperature (greedy in evaluation). The visit
+   distribution and the root value are stored with the step;
+2. **learn**, once the first episode has ended: ``train_ratio`` gradient steps per env step on
+   ``batch_size`` positions drawn by prioritized replay (``P(i) ~ p_i^alpha``, importance weights
+   normalised by their maximum). From each position ``t`` the model is unrolled ``K =
+   num_unroll_steps`` steps on the real actions, the hidden state's gradient halved at each step
+   and each unrolled step's loss divided by the steps left in the window, against:
+
+   - value ``z_{t+k}``: the ``td_steps``-step discounted return plus ``discount^n`` times the
+     value at ``t+k+n``, from the current network (``reanalyse``: muzero-general's
+     ``use_last_model_value``) or the stored root value; 0 past the episode end;
+   - reward ``u_{t+k}``: the reward of the step into ``t+k`` (``k >= 1``; the pseudocode's
+     off-by-one avoided: no reward loss at ``k = 0``); 0 past the end;
+   - policy ``pi_{t+k}``: the stored visit distribution; uniform past the end (muzero-general).
+
+   Value and reward are categorical over muzero-general's support (21 integers of
+   :func:`~algorithms.models.twohot.muzero_h` space), trained with the cross-entropy against
+   their two-hot targets. Priorities become ``|v_pred - z|^alpha`` of the unrolled positions.
+
+Deviations (each with its config switch): time-limit truncations bootstrap from the value of the
+last next observation (``bootstrap_truncated``; muzero-general treats every game end as
+terminal); prioritized sampling is over positions (the paper's ``P(i)``), where muzero-general
+draws a game by its priority and then a position in it; the temperature schedule counts this
+agent's training steps (muzero-general: its trainer's, which run asynchronously).
+
+Logged per update: ``value_loss``, ``reward_loss``, ``policy_loss``, ``total_loss``, ``lr``; per
+evaluation: the value-equivalence probe on the evaluation episodes (TD-MPC2's names: for ``k`` in
+``probe_horizons``, ``ve_reward_err_h{k}``, ``ve_value_err_h{k}``, ``ve_latent_err_h{k}`` and
+``ve_policy_err_h{k}``, the total-variation distance between the policy at the rolled state and
+at the encoding of the real one), and ``root_value``, the mean search value of the training steps
+since the last evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from algorithms.api import (
+    AlgoConfig,
+    Algorithm,
+    Capability,
+    ConfigError,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveFraction,
+    PositiveInt,
+    RunContext,
+    Transition,
+    UnitInterval,
+)
+from algorithms.models.muzero_net import MuZeroNet
+from algorithms.planners.mcts import MCTSConfig, search, select_action
+from algorithms.replay.sequence import SequenceReplay
+from envs.spec import TaskSpec
+
+
+@dataclass(frozen=True)
+class MuZeroConfig(AlgoConfig):
+    """MuZero hyperparameters: muzero-general ``games/cartpole.py`` unless a docstring says
+    otherwise."""
+
+    # --- search
+    num_simulations: PositiveInt = 50
+    """Simulations per move (cartpole.py: 50)."""
+    discount: PositiveFraction = 0.997
+    """Discount of rewards, search backups and value targets (cartpole.py: 0.997)."""
+    pb_c_base: PositiveFloat = 19652.0
+    """pUCT ``c_base`` (cartpole.py and the pseudocode: 19652)."""
+    pb_c_init: PositiveFloat = 1.25
+    """pUCT ``c_init`` (cartpole.py and the pseudocode: 1.25)."""
+    root_dirichlet_alpha: PositiveFloat = 0.25
+    """Root noise concentration (cartpole.py: 0.25)."""
+    root_exploration_fraction: UnitInterval = 0.25
+    """Root noise weight (cartpole.py: 0.25)."""
+    temperatures: tuple[NonNegativeFloat, ...] = (1.0, 0.5, 0.25)
+    """Visit-count temperatures in training, switched at ``temperature_steps`` (cartpole.py
+    ``visit_softmax_temperature_fn``: 1, 0.5, 0.25)."""
+    temperature_steps: tuple[NonNegativeInt, ...] = (5000, 7500)
+    """Training steps at which the next temperature starts (cartpole.py: 50% and 75% of its
+    10k ``training_steps``)."""
+    # --- network
+    encoding: PositiveInt = 8
+    """Hidden-state size (cartpole.py ``encoding_size``: 8)."""
+    representation_layers: tuple[PositiveInt, ...] = ()
+    """Hidden widths of ``h`` (cartpole.py ``fc_representation_layers``: none)."""
+    dynamics_layers: tuple[PositiveInt, ...] = (16,)
+    """Hidden widths of ``g``'s state network (``fc_dynamics_layers``: 16)."""
+    reward_layers: tuple[PositiveInt, ...] = (16,)
+    """Hidden widths of the reward head (``fc_reward_layers``: 16)."""
+    value_layers: tuple[PositiveInt, ...] = (16,)
+    """Hidden widths of the value head (``fc_value_layers``: 16)."""
+    policy_layers: tuple[PositiveInt, ...] = (16,)
+    """Hidden widths of the policy head (``fc_policy_layers``: 16)."""
+    support_size: PositiveInt = 10
+    """Value and reward supports: the integers in ``[-support_size, support_size]``
+    (cartpole.py: 10)."""
+    # --- training
+    batch_size: PositiveInt = 128
+    """Positions per gradient step (cartpole.py: 128)."""
+    num_unroll_steps: PositiveInt = 10
+    """``K``, model steps unrolled per position (cartpole.py: 10)."""
+    td_steps: PositiveInt = 50
+    """``n`` of the value targets (cartpole.py: 50)."""
+    lr: PositiveFloat = 0.02
+    """Adam's initial learning rate (cartpole.py ``lr_init``: 0.02)."""
+    lr_decay_rate: PositiveFraction = 0.8
+    """``lr = lr * lr_decay_rate ** (train_step / lr_decay_steps)`` (cartpole.py: 0.8)."""
+    lr_decay_steps: PositiveInt = 1000
+    """(cartpole.py: 1000)."""
+    weight_decay: NonNegativeFloat = 1e-4
+    """Adam's L2 weight decay (cartpole.py: 1e-4)."""
+    value_loss_weight: PositiveFloat = 1.0
+    """Weight of the value loss (cartpole.py: 1; the paper's reanalyse runs 0.25)."""
+    train_ratio: PositiveFloat = 1.5
+    """Gradient steps per env step once the first episode has ended (cartpole.py ``ratio``:
+    1.5, which its asynchronous trainer holds on average)."""
+    replay_capacity: PositiveInt = 100_000
+    """Stored steps (cartpole.py: 500 games of up to 500 steps). Capped at the budget."""
+    prioritized: bool = True
+    """Prioritized replay (cartpole.py ``PER``: true); ``false``: uniform positions."""
+    per_alpha: NonNegativeFloat = 0.5
+    """Priority exponent (cartpole.py ``PER_alpha``: 0.5)."""
+    reanalyse: bool = True
+    """Bootstrap value targets with the current network's value (cartpole.py
+    ``use_last_model_value``: true); ``false``: the stored search root values."""
+    bootstrap_truncated: bool = True
+    """At a time-limit end, bootstrap with the value of the last next observation; ``false``:
+    every episode end is terminal (muzero-general)."""
+    # --- diagnostics
+    probe_horizons: tuple[PositiveInt, ...] = (1, 2, 3, 5, 10)
+    """``k`` of the value-equivalence probe (``ve_*_err_h{k}``), as ``tdmpc2``'s."""
+    probe_capacity: PositiveInt = 10_000
+    """Evaluation steps kept for the probe between two evaluations."""
+
+
+class MuZeroAgent(Algorithm):
+    """The ``muzero`` plugin (module docstring)."""
+
+    name = "muzero"
+    Config = MuZeroConfig
+    requires = frozenset({Capability.DISCRETE_ACTIONS})
+
+    @classmethod
+    def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
+        super().check_task(task, config)
+        assert isinstance(config, MuZeroConfig)
+        temps, steps = config.temperatures, config.temperature_steps
+        if len(temps) != len(steps) + 1 or list(steps) != sorted(steps):
+            raise ConfigError(
+                f"muzero: {len(temps)} temperatures need {len(temps) - 1} increasing "
+                f"temperature_steps, got {list(steps)}; set both (e.g. temperatures=[1.0] "
+                "temperature_steps=[])"
+            )
+
+    def __init__(self, task: TaskSpec, config: AlgoConfig, ctx: RunContext) -> None:
+        super().__init__(task, config, ctx)
+        c: MuZeroConfig = config  # type: ignore[assignment]
+        self.cfg = c
+        self.device = ctx.device
+        self.n_actions = task.act_dim
+        self.net = MuZeroNet(
+            task.obs_dim, task.act_dim, c.encoding, c.representation_layers, c.dynamics_layers,
+            c.reward_layers, c.value_layers, c.policy_layers, c.support_size,
+        ).to(self.device)  # fmt: skip
+        self.optim = torch.optim.Adam(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        self.search_cfg = MCTSConfig(
+            c.num_simulations, c.discount, c.pb_c_base, c.pb_c_init, c.root_dirichlet_alpha,
+            c.root_exploration_fraction,
+        )  # fmt: skip
+        extras = {"policy": (task.act_dim,), "root_value": ()}
+        self.replay = SequenceReplay.for_trial(
+            c.replay_capacity, task.obs_dim, 1, ctx, extras=extras, act_dtype=np.int64
+        )
+        self.priority = np.zeros(self.replay.capacity)  # per ring slot; 0 until its episode ends
+        self.probe = SequenceReplay(
+            c.probe_capacity, task.obs_dim, 1, act_dtype=np.int64, drop_partial=False,
+            device=self.device,
+        )  # fmt: skip
+        self.value_discount = c.discount
+        self.env_steps = 0
+        self.train_steps = 0
+        self.episodes_done = 0
+        self._owed = 0.0  # gradient steps owed by train_ratio
+        self._last: tuple[np.ndarray, float] | None = None  # the training search's targets
+        self._root_sum, self._root_count = 0.0, 0
+        L = c.num_unroll_steps + 1 + c.td_steps
+        self._disc = c.discount ** torch.arange(L, dtype=torch.float32, device=self.device)
+
+    # ------------------------------------------------------------------ acting
+    def temperature(self) -> float:
+        """The schedule's temperature at the current training step."""
+        i = int(np.searchsorted(np.asarray(self.cfg.temperature_steps), self.train_steps, "right"))
+        return float(self.cfg.temperatures[i])
+
+    def _obs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
+
+    def act(self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None) -> int:
+        """A search from ``obs``; in training the visit distribution and root value are kept
+        for the step's :meth:`observe`."""
+        with torch.no_grad():
+            s = self.net.represent(self._obs(obs))
+            logits, _ = self.net.predict(s)
+        res = search(
+            self.net.recurrent, s, logits, self.search_cfg, noise=explore, rng=self.ctx.np_rng
+        )
+        temp = self.temperature() if explore else 0.0
+        a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])
+        if explore:
+            counts = res.visit_counts[0].numpy()
+            self._last = (counts / counts.sum(), float(res.root_value[0]))
+        return a
+
+    @torch.no_grad()
+    def state_value(self, obs: np.ndarray) -> float:
+        """The prediction network's value at ``h(obs)``."""
+        _, v = self.net.predict(self.net.represent(self._obs(obs)))
+        return float(self.net.value(v)[0])
+
+    # ------------------------------------------------------------------ data
+    def observe(self, transition: Transition) -> None:
+        if self._last is None:
+            raise RuntimeError("muzero.observe: call act(obs, explore=True) for the step first")
+        policy, root_value = self._last
+        self._last = None
+        self._root_sum += root_value
+        self._root_count += 1
+        self.replay.add(transition, policy=policy, root_value=root_value)
+        self.priority[self.replay.slots(np.array([len(self.replay) - 1]))] = 0.0  # a reused slot
+        self.env_steps += 1
+        if transition.terminated or transition.truncated:
+            self._prioritize_last_episode()
+            self.episodes_done += 1
+
+    def observe_eval(self, transition: Transition) -> None:
+        self.probe.add(transition)
+
+    def _prioritize_last_episode(self) -> None:
+        """Initial priorities of the episode that just ended: ``|root value - z|^alpha`` with
+        the stored root values as the bootstrap (muzero-general's ``save_game``)."""
+        c, n = self.cfg, len(self.replay)
+        end = n
+        start = int(np.searchsorted(self.replay.episode_ends(np.arange(n)), end))  # first of it
+        pos = np.arange(start, end)
+        steps = self.replay.steps()
+        r = steps.reward[start:end].astype(np.float64)
+        v = steps.extras["root_value"][start:end].astype(np.float64)
+        length = end - start
+        disc = c.discount ** np.arange(length + 1)
+        csum = np.concatenate([[0.0], np.cumsum(r * disc[:length])])
+        j = np.minimum(np.arange(length) + c.td_steps, length)
+        z = (csum[j] - csum[:length]) / disc[:length]
+        boot = np.where(j < length, v[np.minimum(j, length - 1)] * c.discount**c.td_steps, 0.0)
+        z = z + boot
+        self.priority[self.replay.slots(pos)] = np.abs(v - z) ** c.per_alpha + 1e-6
+
+    # ------------------------------------------------------------------ learning
+    def update(self) -> Mapping[str, float]:
+        """``train_ratio`` gradient steps per env step once an episode has ended."""
+        if not self.episodes_done:
+            return {}
+        self._owed += self.cfg.train_ratio
+        metrics: dict[str, float] = {}
+        while self._owed >= 1.0:
+            self._owed -= 1.0
+            metrics = self._train_step()
+        return metrics
+
+    def _sample_positions(self) -> tuple[np.ndarray, torch.Tensor]:
+        """Positions by priority (finished episodes only) and their importance weights."""
+        c, n = self.cfg, len(self.replay)
+        p = self.priority[self.replay.slots(np.arange(n))]
+        if not c.prioritized:
+            p = (p > 0).astype(np.float64)
+        prob = p / p.sum()
+        pos = self.ctx.np_rng.choice(n, size=c.batch_size, p=prob)
+        w = 1.0 / (n * prob[pos])
+        w = torch.as_tensor(w / w.max(), dtype=torch.float32, device=self.device)
+        return pos, w
+
+    def _targets(self, seq: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Value ``[B, K+1]``, reward ``[B, K+1]`` and policy ``[B, K+1, A]`` targets of the
+        sampled windows ``[B, K + 1 + n]`` (module docstring)."""
+        c = self.cfg
+        k1, n = c.num_unroll_steps + 1, c.td_steps
+        mask = seq.mask
+        r = seq.reward * mask
+        g = (r.unfold(1, n, 1)[:, :k1] * self._disc[:n]).sum(-1)  # [B, K+1] n-step sums
+        if c.reanalyse:
+            with torch.no_grad():
+                b, L, o = seq.obs.shape
+                _, v_logits = self.net.predict(self.net.represent(seq.obs.reshape(b * L, o)))
+                v = self.net.value(v_logits).reshape(b, L)
+        else:
+            v = seq.extras["root_value"]
+        inside = mask[:, n : n + k1]  # t + k + n still in the episode
+        boot = inside * v[:, n : n + k1] * self._disc[n]
+        if c.bootstrap_truncated:
+            with torch.no_grad():
+                _, v_logits = self.net.predict(self.net.represent(seq.next_obs[:, -1]))
+                v_last = self.net.value(v_logits)  # [B]: the last real step's next obs
+            left = mask.flip(1).cumsum(1).flip(1)[:, :k1]  # real steps from t + k on
+            trunc = seq.truncated[:, -1:] * (1 - inside) * (left > 0)
+            boot = boot + trunc * c.discount**left * v_last[:, None]
+        value = mask[:, :k1] * (g + boot)
+        reward = torch.zeros_like(value)
+        reward[:, 1:] = r[:, : k1 - 1]
+        uniform = torch.full_like(seq.extras["policy"][:, :k1], 1.0 / self.n_actions)
+        in_ep = mask[:, :k1, None] > 0
+        policy = torch.where(in_ep, seq.extras["policy"][:, :k1], uniform)
+        return value, reward, policy
+
+    def _train_step(self) -> dict[str, float]:
+        c, net = self.cfg, self.net
+        k, n = c.num_unroll_steps, c.td_steps
+        pos, weight = self._sample_positions()
+        seq = self.replay.gather(pos, k + 1 + n)
+        z, u, pi = self._targets(seq)
+        acts = seq.act[:, :k, 0].long()
+        past = seq.mask[:, :k] == 0  # past the end: random actions (muzero-general)
+        if bool(past.any()):
+            rand = self.ctx.np_rng.integers(self.n_actions, size=tuple(past.shape))
+            acts = torch.where(past, torch.as_tensor(rand, device=self.device), acts)
+        # gradient scale of the unrolled steps: the window's steps (muzero-general)
+        scale = (seq.mask.sum(1) + 1).clamp(max=k)  # [B]
+
+        s = net.represent(seq.obs[:, 0])
+        p_logits, v_logits = net.predict(s)
+        value_loss = net.support.cross_entropy(v_logits.float(), z[:, 0])
+        policy_loss = -(pi[:, 0] * torch.log_softmax(p_logits.float(), -1)).sum(-1)
+        reward_loss = torch.zeros_like(value_loss)
+        v_pred = [net.value(v_logits.detach())]
+        for i in range(1, k + 1):  # the model's recurrence is sequential in k
+            r_logits, s = net.dynamics(s, acts[:, i - 1])
+            s = 0.5 * s + 0.5 * s.detach()  # scale_gradient(s, 0.5)
+            p_logits, v_logits = net.predict(s)
+            value_loss = value_loss + net.support.cross_entropy(v_logits.float(), z[:, i]) / scale
+            reward_loss = reward_loss + net.support.cross_entropy(r_logits.float(), u[:, i]) / scale
+            step_pi = -(pi[:, i] * torch.log_softmax(p_logits.float(), -1)).sum(-1)
+            policy_loss = policy_loss + step_pi / scale
+            v_pred.append(net.value(v_logits.detach()))
+        total = c.value_loss_weight * value_loss + reward_loss + policy_loss
+        if c.prioritized:
+            total = total * weight
+        lr = c.lr * c.lr_decay_rate ** (self.train_steps / c.lr_decay_steps)
+        for group in self.optim.param_groups:
+            group["lr"] = lr
+        self.optim.zero_grad(set_to_none=True)
+        total.mean().backward()
+        self.optim.step()
+        self.train_steps += 1
+
+        # new priorities of the unrolled positions still in their episode
+        err = (torch.stack(v_pred, 1) - z).abs().cpu().numpy() ** c.per_alpha  # [B, K+1]
+        real = seq.mask[:, : k + 1].cpu().numpy() > 0
+        rows, cols = np.nonzero(real)
+        self.priority[self.replay.slots(pos[rows] + cols)] = err[rows, cols] + 1e-6
+        return {
+            "value_loss": float(value_loss.detach().mean()),
+            "reward_loss": float(reward_loss.detach().mean()),
+            "policy_loss": float(policy_loss.detach().mean()),
+            "total_loss": float(total.detach().mean()),
+            "lr": lr,
+        }
+
+    # ------------------------------------------------------------------ diagnostics
+    @torch.no_grad()
+    def probe_errors(self) -> dict[str, float]:
+        """The value-equivalence probe on the stored evaluation steps: from each step, the
+        model unrolled open loop on the real actions against the encodings of the real states
+        (module docstring)."""
+        steps = self.probe.steps()
+        n = len(steps.obs)
+        if not n:
+            return {}
+        net, dev = self.net, self.device
+        ends = self.probe.episode_ends(np.arange(n))
+        obs = torch.as_tensor(steps.obs, device=dev)
+        nxt = torch.as_tensor(steps.next_obs, device=dev)
+        act = torch.as_tensor(steps.act[:, 0], device=dev).long()
+        rew = torch.as_tensor(steps.reward, device=dev)
+        s_real = net.represent(nxt)  # the state after step i
+        p_real_logits, v_real_logits = net.predict(s_real)
+        p_real, v_real = torch.softmax(p_real_logits, -1), net.value(v_real_logits)
+        idx = np.arange(n)
+        s = net.represent(obs)
+        out: dict[str, float] = {}
+        for t in range(max(self.cfg.probe_horizons)):  # open loop: sequential in k
+            k = t + 1
+            j = np.minimum(idx + t, n - 1)
+            r_logits, s = net.dynamics(s, act[j])
+            ok = np.flatnonzero(idx + t < ends)
+            if k not in self.cfg.probe_horizons or not len(ok):
+                continue
+            sel = torch.as_tensor(ok, device=dev)
+            last = torch.as_tensor(j[ok], device=dev)
+            p_logits, v_logits = net.predict(s[sel])
+            out[f"ve_reward_err_h{k}"] = float((net.value(r_logits[sel]) - rew[last]).abs().mean())
+            out[f"ve_value_err_h{k}"] = float((net.value(v_logits) - v_real[last]).abs().mean())
+            out[f"ve_latent_err_h{k}"] = float(((s[sel] - s_real[last]) ** 2).mean())
+            tv = 0.5 * (torch.softmax(p_logits, -1) - p_real[last]).abs().sum(-1)
+            out[f"ve_policy_err_h{k}"] = float(tv.mean())
+        return {key: v for key, v in out.items() if math.isfinite(v)}
+
+    def eval_metrics(self) -> Mapping[str, float]:
+        out = self.probe_errors()
+        self.probe.clear()
+        if self._root_count:
+            out["root_value"] = self._root_sum / self._root_count
+            self._root_sum, self._root_count = 0.0, 0
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(),
+            "optim": self.optim.state_dict(),
+            "replay": self.replay.state_dict(),
+            "priority": self.priority.copy(),
+            "probe": self.probe.state_dict(),
+            "counters": (self.env_steps, self.train_steps, self.episodes_done, self._owed),
+            "root": (self._root_sum, self._root_count),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optim.load_state_dict(state["optim"])
+        self.replay.load_state_dict(state["replay"])
+        self.priority = np.asarray(state["priority"]).copy()
+        self.probe.load_state_dict(state["probe"])
+        self.env_steps, self.train_steps, self.episodes_done, self._owed = state["counters"]
+        self._root_sum, self._root_count = state["root"]

@@ -1,0 +1,130 @@
+"""The ``muzero`` plugin: value, reward and policy targets, priorities, its networks' support
+transform, and a training step that fits a fixed batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from algorithms import RunContext
+from algorithms.api import Transition, apply_overrides
+from algorithms.models.twohot import TwoHot, muzero_h, muzero_h_inv
+from algorithms.muzero import MuZeroAgent, MuZeroConfig
+from envs import TASKS
+
+GAMMA = 0.9
+
+
+def _agent(**cfg) -> MuZeroAgent:
+    task = TASKS["cartpole"].resolve()
+    base = {"num_unroll_steps": 3, "td_steps": 2, "discount": GAMMA, "batch_size": 4}
+    config = apply_overrides(MuZeroConfig(), {**base, **cfg})
+    return MuZeroAgent(task, config, RunContext.from_seed(0, total_steps=1000))
+
+
+def _episode(agent: MuZeroAgent, rewards, root_values, *, truncated=False, start=0.0) -> None:
+    """Store an episode (observations ``start + i``), ending by termination or time limit."""
+    for i, (r, v) in enumerate(zip(rewards, root_values, strict=True)):
+        last = i == len(rewards) - 1
+        obs = np.full(4, start + i, np.float32)
+        policy = np.array([0.25, 0.75]) if i % 2 else np.array([0.6, 0.4])
+        agent._last = (policy, v)
+        agent.observe(Transition(obs, np.array([i % 2], np.float32), r, obs + 1,
+                                 last and not truncated, last and truncated))  # fmt: skip
+
+
+def test_muzero_transform_and_support_round_trip():
+    x = torch.linspace(-300, 300, 601, dtype=torch.float64)
+    torch.testing.assert_close(muzero_h_inv(muzero_h(x)), x)
+    support = TwoHot(21, -10, 10, transform=muzero_h, inverse=muzero_h_inv)
+    y = torch.tensor([0.0, 1.0, 3.7, -2.0, 50.0])
+    logits = torch.log(support.encode(y) + 1e-30)
+    torch.testing.assert_close(support.decode(logits), y, atol=1e-3, rtol=1e-4)
+
+
+def test_targets_of_a_terminated_episode_with_stored_root_values():
+    """n = 2, K = 3 over an episode of 4 steps (rewards 1, 2, 3, 4; root values 10, 20, 30,
+    40), from its first and its third position."""
+    agent = _agent(reanalyse=False)
+    _episode(agent, [1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0])
+    seq = agent.replay.gather(np.array([0, 2]), 3 + 1 + 2)
+    z, u, pi = agent._targets(seq)
+    g = GAMMA
+    want_z0 = [1 + 2 * g + g**2 * 30, 2 + 3 * g + g**2 * 40, 3 + 4 * g, 4.0]
+    want_z2 = [3 + 4 * g, 4.0, 0.0, 0.0]
+    torch.testing.assert_close(z, torch.tensor([want_z0, want_z2]))
+    torch.testing.assert_close(u, torch.tensor([[0.0, 1, 2, 3], [0.0, 3, 4, 0]]))
+    torch.testing.assert_close(pi[1, 0], torch.tensor([0.6, 0.4]))
+    torch.testing.assert_close(pi[1, 1], torch.tensor([0.25, 0.75]))
+    torch.testing.assert_close(pi[1, 2:], torch.full((2, 2), 0.5))  # past the end: uniform
+
+
+def test_truncated_episodes_bootstrap_from_the_last_next_observation():
+    agent = _agent(reanalyse=False)
+    _episode(agent, [1.0, 1.0, 1.0], [5.0, 5.0, 5.0], truncated=True)
+    seq = agent.replay.gather(np.array([1]), 6)
+    with torch.no_grad():
+        _, v = agent.net.predict(agent.net.represent(seq.next_obs[:, -1]))
+        v_last = float(agent.net.value(v)[0])
+    z, _, _ = agent._targets(seq)
+    g = GAMMA
+    # from position 1: 1 + g * 1 (steps 1, 2), then the time limit: g^2 v(next_obs of step 2)
+    assert float(z[0, 0]) == pytest.approx(1 + g + g**2 * v_last, rel=1e-5)
+    assert float(z[0, 1]) == pytest.approx(1 + g * v_last, rel=1e-5)
+    assert float(z[0, 2]) == 0.0
+    off = _agent(reanalyse=False, bootstrap_truncated=False)
+    _episode(off, [1.0, 1.0, 1.0], [5.0, 5.0, 5.0], truncated=True)
+    z_off, _, _ = off._targets(off.replay.gather(np.array([1]), 6))
+    assert float(z_off[0, 0]) == pytest.approx(1 + g, rel=1e-6)
+
+
+def test_priorities_wait_for_the_episode_end_then_are_root_value_errors():
+    agent = _agent(per_alpha=1.0)
+    _episode(agent, [1.0, 2.0], [0.0, 0.0], truncated=False)
+    agent._last = (np.array([0.5, 0.5]), 3.0)
+    agent.observe(
+        Transition(np.zeros(4, np.float32), np.array([0.0]), 1.0, np.zeros(4), False, False)
+    )
+    pr = agent.priority[agent.replay.slots(np.arange(3))]
+    # z_0 = 1 + g * 2 (the episode ends after 2 steps), z_1 = 2: |0 - z|
+    np.testing.assert_allclose(pr[:2], [1 + GAMMA * 2 + 1e-6, 2 + 1e-6])
+    assert pr[2] == 0.0  # the running episode is not sampled
+
+
+def test_training_steps_fit_a_small_replay():
+    torch.manual_seed(0)
+    agent = _agent(batch_size=16, lr=0.01)
+    for e in range(3):
+        _episode(agent, [1.0] * 8, [3.0] * 8, start=10.0 * e)
+    first = agent._train_step()
+    for _ in range(60):
+        last = agent._train_step()
+    assert last["value_loss"] < first["value_loss"] and last["reward_loss"] < first["reward_loss"]
+    assert agent.train_steps == 61
+    assert last["lr"] == pytest.approx(0.01 * 0.8 ** (60 / 1000))
+
+
+def test_temperature_schedule_and_greedy_evaluation():
+    agent = _agent(num_simulations=8)
+    assert agent.temperature() == 1.0
+    agent.train_steps = 5000
+    assert agent.temperature() == 0.5
+    agent.train_steps = 9000
+    assert agent.temperature() == 0.25
+    obs = np.zeros(4, np.float32)
+    a = agent.act(obs, explore=False)
+    assert a in (0, 1) and agent._last is None  # evaluation keeps no targets
+    agent.act(obs, explore=True)
+    policy, _ = agent._last
+    assert policy.sum() == pytest.approx(1.0)
+
+
+def test_continuous_tasks_and_a_bad_temperature_schedule_are_refused():
+    from algorithms.api import ConfigError
+
+    with pytest.raises(ConfigError, match="discrete_actions"):
+        MuZeroAgent.check_task(TASKS["pendulum"].resolve(), MuZeroConfig())
+    bad = MuZeroConfig(temperatures=(1.0, 0.5), temperature_steps=(10, 20))
+    with pytest.raises(ConfigError, match="temperature_steps"):
+        MuZeroAgent.check_task(TASKS["cartpole"].resolve(), bad)
