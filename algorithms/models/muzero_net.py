@@ -104,4 +104,5 @@ class MuZeroNet(nn.Module):
         ``[B]``, ``s' [B, S]``, policy logits ``[B, A]``, value ``[B]``."""
         r_logits, nxt = self.dynamics(s, action)
         p_logits, v_logits = self.predict(nxt)
-        return self.value(r_logits), nxt, p_logits, self.value(v_logits)
+        r, v = self.value(torch.stack([r_logits, v_logits]))  # one decode for both heads
+        return r, nxt, p_logits, v
