@@ -99,6 +99,7 @@ def test_continuous_tasks_are_refused_before_a_trial_runs():
 
 
 @pytest.mark.slow
+@pytest.mark.ci  # the discrete family's learning test in .ci/run: ~2.5 min
 @pytest.mark.timeout(1800)
 def test_dqn_learns_cartpole():
     """CleanRL's settings and budget (500k steps), seed 0: measured 247 (50k), 291, 272, 302,
