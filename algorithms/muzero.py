@@ -120,7 +120,8 @@ class MuZeroConfig(AlgoConfig):
     lr: PositiveFloat = 0.02
     """Adam's initial learning rate (cartpole.py ``lr_init``: 0.02)."""
     lr_decay_rate: PositiveFraction = 0.8
-    """``lr = lr * lr_decay_rate ** (train_step / lr_decay_steps)`` (cartpole.py: 0.8)."""
+    """``lr = lr * lr_decay_rate ** (train_step / lr_decay_steps)`` (cartpole.py: 0.8 in most
+    of its versions, 0.9 at commit 267285d)."""
     lr_decay_steps: PositiveInt = 1000
     """(cartpole.py: 1000)."""
     weight_decay: NonNegativeFloat = 1e-4
