@@ -197,6 +197,7 @@ class MuZeroAgent(Algorithm):
         self.env_steps = 0
         self.train_steps = 0
         self.episodes_done = 0
+        self._episode_len = 0  # steps of the running training episode
         self._owed = 0.0  # gradient steps owed by train_ratio
         self._last: tuple[np.ndarray, float] | None = None  # the training search's targets
         self._root_sum, self._root_count = 0.0, 0
@@ -243,11 +244,13 @@ class MuZeroAgent(Algorithm):
         self._root_sum += root_value
         self._root_count += 1
         self.replay.add(transition, policy=policy, root_value=root_value)
+        self._episode_len += 1
         self.priority[self.replay.slots(np.array([len(self.replay) - 1]))] = 0.0  # a reused slot
         self.env_steps += 1
         if transition.terminated or transition.truncated:
             self._prioritize_last_episode()
             self.episodes_done += 1
+            self._episode_len = 0
 
     def observe_eval(self, transition: Transition) -> None:
         self.probe.add(transition)
@@ -255,14 +258,12 @@ class MuZeroAgent(Algorithm):
     def _prioritize_last_episode(self) -> None:
         """Initial priorities of the episode that just ended: ``|root value - z|^alpha`` with
         the stored root values as the bootstrap (muzero-general's ``save_game``)."""
-        c, n = self.cfg, len(self.replay)
-        end = n
-        start = int(np.searchsorted(self.replay.episode_ends(np.arange(n)), end))  # first of it
-        pos = np.arange(start, end)
-        steps = self.replay.steps()
-        r = steps.reward[start:end].astype(np.float64)
-        v = steps.extras["root_value"][start:end].astype(np.float64)
-        length = end - start
+        c, end = self.cfg, len(self.replay)
+        length = min(self._episode_len, end)  # its stored steps (a headless one: the survivors)
+        pos = np.arange(end - length, end)
+        ep = self.replay.gather(pos[:1], length, device="cpu")  # this episode only, no copy of all
+        r = ep.reward[0].double().numpy()
+        v = ep.extras["root_value"][0].double().numpy()
         disc = c.discount ** np.arange(length + 1)
         csum = np.concatenate([[0.0], np.cumsum(r * disc[:length])])
         j = np.minimum(np.arange(length) + c.td_steps, length)
@@ -303,15 +304,16 @@ class MuZeroAgent(Algorithm):
         mask = seq.mask
         r = seq.reward * mask
         g = (r.unfold(1, n, 1)[:, :k1] * self._disc[:n]).sum(-1)  # [B, K+1] n-step sums
-        if c.reanalyse:
+        if c.reanalyse:  # the current network's value at the K + 1 bootstrap positions only
             with torch.no_grad():
-                b, L, o = seq.obs.shape
-                _, v_logits = self.net.predict(self.net.represent(seq.obs.reshape(b * L, o)))
-                v = self.net.value(v_logits).reshape(b, L)
+                obs_boot = seq.obs[:, n : n + k1]
+                b, o = obs_boot.shape[0], obs_boot.shape[-1]
+                _, v_logits = self.net.predict(self.net.represent(obs_boot.reshape(b * k1, o)))
+                v_boot = self.net.value(v_logits).reshape(b, k1)
         else:
-            v = seq.extras["root_value"]
+            v_boot = seq.extras["root_value"][:, n : n + k1]
         inside = mask[:, n : n + k1]  # t + k + n still in the episode
-        boot = inside * v[:, n : n + k1] * self._disc[n]
+        boot = inside * v_boot * self._disc[n]
         if c.bootstrap_truncated:
             with torch.no_grad():
                 _, v_logits = self.net.predict(self.net.represent(seq.next_obs[:, -1]))
@@ -436,6 +438,7 @@ class MuZeroAgent(Algorithm):
             "priority": self.priority.copy(),
             "probe": self.probe.state_dict(),
             "counters": (self.env_steps, self.train_steps, self.episodes_done, self._owed),
+            "episode_len": self._episode_len,
             "root": (self._root_sum, self._root_count),
         }
 
@@ -446,4 +449,5 @@ class MuZeroAgent(Algorithm):
         self.priority = np.asarray(state["priority"]).copy()
         self.probe.load_state_dict(state["probe"])
         self.env_steps, self.train_steps, self.episodes_done, self._owed = state["counters"]
+        self._episode_len = int(state["episode_len"])
         self._root_sum, self._root_count = state["root"]
