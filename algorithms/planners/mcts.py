@@ -188,12 +188,21 @@ def search(
                 hidden[trees, torch.from_numpy(node).to(dev)], torch.from_numpy(act).to(dev)
             )
             hidden[:, sim] = h_next.to(hidden.dtype)
-            prior[:, sim] = torch.softmax(logits.double(), -1).cpu().numpy()
-            reward[:, sim] = r.double().cpu().numpy()
+            # one host copy per simulation: [prior (A) | reward | value] of the B leaves
+            host = (
+                torch.cat(
+                    [torch.softmax(logits.double(), -1), r.double()[:, None], v.double()[:, None]],
+                    -1,
+                )
+                .cpu()
+                .numpy()
+            )
+            prior[:, sim] = host[:, :a]
+            reward[:, sim] = host[:, a]
             parent[:, sim] = node
             action[:, sim] = act
             children[rows, node, act] = sim
-            _backup(sim, v.double().cpu().numpy(), visits, value_sum, reward, parent, action,
+            _backup(sim, host[:, a + 1], visits, value_sum, reward, parent, action,
                     edge_visits, edge_q, vmin, vmax, cfg.discount)  # fmt: skip
 
     root_kids = children[:, 0]  # [B, A]
