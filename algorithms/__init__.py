@@ -25,6 +25,7 @@ for _name, _ref in {
     "steve": "algorithms.steve:STEVEAgent",
     "ddpg": "algorithms.ddpg:DDPGAgent",
     "dqn": "algorithms.dqn:DQNAgent",
+    "muzero": "algorithms.muzero:MuZeroAgent",
     "tdmpc2": "algorithms.tdmpc2:TDMPC2Agent",
     "ilqg": "algorithms.ilqg:ILQG",
     "pilco": "algorithms.pilco:PILCO",

@@ -5,12 +5,14 @@ overrides: seconds each. ``tests/test_fingerprints.py`` compares their metric ro
 CPU with one torch thread, with ``tests/fingerprints/<algo>.json`` exactly, so an unintended
 numerical change fails in seconds. Exactness holds on one machine kind only: other CPUs (another
 SIMD capability, another torch, NumPy or MuJoCo) take other kernel paths and round differently, so
-each file stores the :func:`machine_signature` it was made on and the comparison is skipped
-elsewhere. Refresh them on purpose, on the reference machine, with::
+each file stores rows per machine kind (its :func:`machine_signature`), and the comparison is
+skipped on a kind the file lacks. Refresh them on purpose with::
 
     make fingerprints            # python tests/smoke.py --update [ALGO ...]
 
-which prints the plugins whose rows changed.
+which prints the plugins whose rows changed. On a kind the file lacks, it adds this kind's rows
+and keeps the others; where this kind's rows changed (the code changed numerically), it drops
+the other kinds' rows, now stale, which that kind's machine stamps again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ SMOKE: dict[str, tuple[str, dict]] = {
             "batch_size": 32,
             "train_frequency": 2,
             "target_network_frequency": 50,
+        },
+    ),
+    "muzero": (
+        "cartpole",
+        {
+            "num_simulations": 5,
+            "batch_size": 16,
+            "num_unroll_steps": 3,
+            "td_steps": 5,
+            "probe_horizons": (1, 2),
         },
     ),
     "rs": (
@@ -187,13 +199,24 @@ def fingerprint_path(algo: str) -> Path:
 
 
 def load_fingerprint(algo: str) -> dict[str, Any] | None:
-    """The stored fingerprint (``signature``, ``spec``, ``rows``), or ``None`` when there is none."""
+    """The stored fingerprint, or ``None`` when there is none: ``spec`` (the smoke trial) and
+    ``kinds``, a list of ``{"signature", "rows"}``, one per machine kind it was made on (a file
+    from before kinds, with one top-level ``signature`` and ``rows``, reads as one kind)."""
     path = fingerprint_path(algo)
     if not path.exists():
         return None
     data = json.loads(path.read_text())
-    data["rows"] = [(int(s), str(m), float(v)) for s, m, v in data["rows"]]
+    if "kinds" not in data:
+        data["kinds"] = [{"signature": data.pop("signature"), "rows": data.pop("rows")}]
+    for kind in data["kinds"]:
+        kind["rows"] = [(int(s), str(m), float(v)) for s, m, v in kind["rows"]]
     return data
+
+
+def rows_here(stored: dict[str, Any]) -> Values | None:
+    """The stored rows of this machine's kind (:func:`machine_signature`), or ``None``."""
+    here = machine_signature()
+    return next((k["rows"] for k in stored["kinds"] if k["signature"] == here), None)
 
 
 def spec_record(spec: TrialSpec) -> dict[str, Any]:
@@ -203,13 +226,23 @@ def spec_record(spec: TrialSpec) -> dict[str, Any]:
     return record
 
 
-def store_fingerprint(algo: str, rows: Values) -> None:
-    """Write ``tests/fingerprints/<algo>.json``: one row per line; JSON numbers are written by
-    ``float.__repr__``, so every float64 reads back exactly."""
+def store_fingerprint(algo: str, rows: Values, others: list[dict[str, Any]] = ()) -> None:
+    """Write ``tests/fingerprints/<algo>.json`` with this machine kind's ``rows`` first, then the
+    ``others`` kinds kept: one row per line; JSON numbers are written by ``float.__repr__``, so
+    every float64 reads back exactly."""
     FINGERPRINTS.mkdir(exist_ok=True)
-    head = {"signature": machine_signature(), "spec": spec_record(smoke_spec(algo))}
-    lines = ",\n".join("    " + json.dumps([int(s), m, float(v)]) for s, m, v in rows)
-    text = json.dumps(head, indent=2)[:-2] + ',\n  "rows": [\n' + lines + "\n  ]\n}\n"
+    kinds = [{"signature": machine_signature(), "rows": rows}, *others]
+    blocks = []
+    for kind in kinds:
+        sig = json.dumps(kind["signature"], indent=2).replace("\n", "\n      ")
+        lines = ",\n".join(
+            "        " + json.dumps([int(s), m, float(v)]) for s, m, v in kind["rows"]
+        )
+        blocks.append(
+            f'    {{\n      "signature": {sig},\n      "rows": [\n{lines}\n      ]\n    }}'
+        )
+    head = json.dumps({"spec": spec_record(smoke_spec(algo))}, indent=2)[:-2]
+    text = head + ',\n  "kinds": [\n' + ",\n".join(blocks) + "\n  ]\n}\n"
     fingerprint_path(algo).write_text(text)
 
 
@@ -232,22 +265,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no smoke entry for {', '.join(unknown)}: add it to SMOKE in tests/smoke.py")
         return 2
     changed = []
+    here = machine_signature()
     for algo in algos:
         rows = values(run_trial(smoke_spec(algo)))
         old = load_fingerprint(algo)
+        others = [k for k in old["kinds"] if k["signature"] != here] if old else []
+        mine = rows_here(old) if old else None
         if old is None:
             status = "new"
-        elif old["rows"] == rows and old["signature"] == machine_signature():
+        elif mine is None:
+            status = f"new machine kind (kept: {len(others)} other kind(s), not checked here)"
+        elif mine == rows:
             status = "unchanged"
-        elif old["rows"] == rows:
-            status = "unchanged rows, new machine signature"
-        else:
-            status = f"CHANGED ({first_difference(old['rows'], rows)})"
+        else:  # the code changed numerically: the other kinds' rows are stale, dropped
+            status = (
+                f"CHANGED ({first_difference(mine, rows)}); {len(others)} other kind(s) dropped"
+            )
+            others = []
         if status != "unchanged":
             changed.append(algo)
         print(f"{algo:8s} {len(rows):4d} rows  {status}", flush=True)
         if args.update:
-            store_fingerprint(algo, rows)
+            store_fingerprint(algo, rows, others)
     done = "files rewritten" if args.update else "pass --update to rewrite them"
     print(f"{len(changed)} of {len(algos)} changed: {', '.join(changed) or 'none'} ({done})")
     return 0

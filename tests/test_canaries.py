@@ -86,7 +86,7 @@ def random_reference(task: str, steps: int) -> float:
 
 def test_every_algorithm_has_a_canary():
     canaries = {"random", "lqr", "sac", "ddpg", "mbpo", "dyna", "mve", "steve", "ilqg", "pilco"}
-    canaries |= {"tdmpc2", "dqn"}
+    canaries |= {"tdmpc2", "dqn", "muzero"}
     canaries |= set(PLANNERS)
     assert canaries == set(ALGORITHMS.names()), "add a canary for each new plugin here"
 
@@ -219,3 +219,14 @@ def test_dqn_learns_to_balance_the_cartpole():
     late = [r for s, r in eval_curve(run_trial(spec)) if s > 10000]
     rand = random_reference("cartpole", 2000)
     assert np.mean(late) >= 100 and np.mean(late) >= rand + 50, (late, rand)
+
+
+def test_muzero_learns_to_balance_the_cartpole():
+    """MuZero (muzero-general's CartPole network) with 16 simulations, batch 64 and the
+    temperature schedule at 500 / 750 training steps, 800 steps on CartPole-v1: measured 114.3
+    (seed 0; seeds 1, 2: 203.0, 154.7; 8.7 with ``lr=1e-9``, a MuZero that does not learn:
+    its untrained network pushes one way); random ~30 on these starts."""
+    overrides = {"num_simulations": 16, "batch_size": 64, "temperature_steps": (500, 750)}
+    ret = _final("muzero", "cartpole", 800, overrides)
+    rand = random_reference("cartpole", 2000)
+    assert ret >= 60 and ret >= rand + 30, (ret, rand)

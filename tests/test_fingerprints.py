@@ -1,8 +1,9 @@
 """Golden fingerprints: every plugin's smoke run, compared exactly with its stored metric rows.
 
 An unintended numerical change (a reordered sum, another default, a new random draw) fails here in
-seconds. The rows are exact on the machine kind that made them (``signature`` in each file); on
-another one the comparison is skipped with a one-line reason (other CPUs take other kernel paths).
+seconds. The rows are exact on the machine kind that made them (each file keeps rows per kind,
+``kinds``); on a kind the file lacks the comparison is skipped with a one-line reason (other CPUs
+take other kernel paths).
 Refresh on purpose with ``make fingerprints`` (see ``tests/smoke.py``).
 """
 
@@ -14,6 +15,7 @@ from smoke import (
     first_difference,
     load_fingerprint,
     machine_signature,
+    rows_here,
     smoke_spec,
     values,
 )
@@ -38,16 +40,20 @@ def test_smoke_run_matches_its_fingerprint(algo):
 
     stored = load_fingerprint(algo)
     assert stored is not None, f"no tests/fingerprints/{algo}.json: {REFRESH}"
-    here = machine_signature()
-    if stored["signature"] != here:
-        diff = {k: (v, here.get(k)) for k, v in stored["signature"].items() if here.get(k) != v}
+    reference = rows_here(stored)
+    if reference is None:
+        here = machine_signature()
+        diffs = [
+            {k: (v, here.get(k)) for k, v in kind["signature"].items() if here.get(k) != v}
+            for kind in stored["kinds"]
+        ]
         pytest.skip(
-            f"fingerprints were made on another machine kind {diff} (other CPUs take other "
-            f"kernel paths, so rows are exact per machine only): {REFRESH} here to compare"
+            f"fingerprints were made on other machine kinds {diffs} (other CPUs take other "
+            f"kernel paths, so rows are exact per machine only): {REFRESH} here to add this one"
         )
     got = values(rows)
-    assert got == stored["rows"], (
-        f"{algo}'s smoke run changed numerically: {first_difference(stored['rows'], got)}. "
+    assert got == reference, (
+        f"{algo}'s smoke run changed numerically: {first_difference(reference, got)}. "
         f"If the change is intended, {REFRESH} and commit them."
     )
 
@@ -75,9 +81,8 @@ def test_interrupted_smoke_run_resumes_exactly(algo, tmp_path):
     at = ckpt["step"]
     resumed = values(run_trial(spec, trial_dir=tmp_path))
     stored = load_fingerprint(algo)
-    if stored is not None and stored["signature"] == machine_signature():
-        reference = stored["rows"]
-    else:  # another machine kind: an uninterrupted run here is the reference
+    reference = rows_here(stored) if stored is not None else None
+    if reference is None:  # another machine kind: an uninterrupted run here is the reference
         reference = values(run_trial(spec))
     assert resumed == reference, (
         f"{algo} resumed from step {at} differs: {first_difference(reference, resumed)}"
