@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from algorithms.api import (
     AlgoConfig,
@@ -143,6 +144,19 @@ class MuZeroConfig(AlgoConfig):
     bootstrap_truncated: bool = True
     """At a time-limit end, bootstrap with the value of the last next observation; ``false``:
     every episode end is terminal (muzero-general)."""
+    # --- EfficientZero (Ye et al. 2021), off by default
+    consistency_coef: NonNegativeFloat = 0.0
+    """Weight of EfficientZero's temporal-consistency loss (``config/atari/__init__.py``
+    ``consistency_coeff``: 2): the negative cosine similarity between the projected model state
+    ``g^k(h(o_t))`` (through the prediction head) and the detached projection of ``h(o_{t+k})``,
+    for ``k = 1..K`` inside the episode; 0: MuZero (no projector is built)."""
+    proj_hid: PositiveInt = 32
+    """Projector width (EfficientZero's Atari ``proj_hid``: 1024, for a 2304-dim latent;
+    scaled to CartPole's 8-dim hidden state)."""
+    proj_out: PositiveInt = 32
+    """Projection size (Atari ``proj_out`` and ``pred_out``: 1024; scaled as ``proj_hid``)."""
+    pred_hid: PositiveInt = 16
+    """Prediction-head width (Atari ``pred_hid``: 512, half of ``proj_out``, kept here)."""
     # --- diagnostics
     probe_horizons: tuple[PositiveInt, ...] = (1, 2, 3, 5, 10)
     """``k`` of the value-equivalence probe (``ve_*_err_h{k}``), as ``tdmpc2``'s."""
@@ -176,9 +190,19 @@ class MuZeroAgent(Algorithm):
         self.device = ctx.device
         self.n_actions = task.act_dim
         self.net = MuZeroNet(
-            task.obs_dim, task.act_dim, c.encoding, c.representation_layers, c.dynamics_layers,
-            c.reward_layers, c.value_layers, c.policy_layers, c.support_size,
-        ).to(self.device)  # fmt: skip
+            task.obs_dim,
+            task.act_dim,
+            c.encoding,
+            c.representation_layers,
+            c.dynamics_layers,
+            c.reward_layers,
+            c.value_layers,
+            c.policy_layers,
+            c.support_size,
+        )
+        if c.consistency_coef > 0:
+            self.net.add_projector(c.proj_hid, c.proj_out, c.pred_hid)
+        self.net.to(self.device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         self.search_cfg = MCTSConfig(
             c.num_simulations, c.discount, c.pb_c_base, c.pb_c_init, c.root_dirichlet_alpha,
@@ -348,6 +372,11 @@ class MuZeroAgent(Algorithm):
         value_loss = net.support.cross_entropy(v_logits.float(), z[:, 0])
         policy_loss = -(pi[:, 0] * torch.log_softmax(p_logits.float(), -1)).sum(-1)
         reward_loss = torch.zeros_like(value_loss)
+        consistency = torch.zeros_like(value_loss)
+        if c.consistency_coef > 0:  # EfficientZero's targets: the encodings of o_{t+1..t+K}
+            b, o = seq.obs.shape[0], seq.obs.shape[-1]
+            target = net.project(net.represent(seq.obs[:, 1 : k + 1].reshape(b * k, o)),
+                                 with_grad=False).reshape(b, k, -1)  # fmt: skip
         v_pred = [net.value(v_logits.detach())]
         for i in range(1, k + 1):  # the model's recurrence is sequential in k
             r_logits, s = net.dynamics(s, acts[:, i - 1])
@@ -357,8 +386,15 @@ class MuZeroAgent(Algorithm):
             reward_loss = reward_loss + net.support.cross_entropy(r_logits.float(), u[:, i]) / scale
             step_pi = -(pi[:, i] * torch.log_softmax(p_logits.float(), -1)).sum(-1)
             policy_loss = policy_loss + step_pi / scale
+            if c.consistency_coef > 0:
+                online = net.project(s, with_grad=True).float()
+                cos = nn.functional.cosine_similarity(online, target[:, i - 1].float(), dim=-1,
+                                                      eps=1e-5)  # fmt: skip
+                consistency = consistency - cos * seq.mask[:, i] / scale
             v_pred.append(net.value(v_logits.detach()))
         total = c.value_loss_weight * value_loss + reward_loss + policy_loss
+        if c.consistency_coef > 0:
+            total = total + c.consistency_coef * consistency
         if c.prioritized:
             total = total * weight
         lr = c.lr * c.lr_decay_rate ** (self.train_steps / c.lr_decay_steps)
@@ -374,13 +410,16 @@ class MuZeroAgent(Algorithm):
         real = seq.mask[:, : k + 1].cpu().numpy() > 0
         rows, cols = np.nonzero(real)
         self.priority[self.replay.slots(pos[rows] + cols)] = err[rows, cols] + 1e-6
-        return {
+        out = {
             "value_loss": float(value_loss.detach().mean()),
             "reward_loss": float(reward_loss.detach().mean()),
             "policy_loss": float(policy_loss.detach().mean()),
             "total_loss": float(total.detach().mean()),
             "lr": lr,
         }
+        if c.consistency_coef > 0:
+            out["consistency_loss"] = float(consistency.detach().mean())
+        return out
 
     # ------------------------------------------------------------------ diagnostics
     @torch.no_grad()

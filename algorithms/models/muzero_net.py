@@ -80,6 +80,30 @@ class MuZeroNet(nn.Module):
         self._p = elu_mlp(encoding, policy, num_actions)
         self._v = elu_mlp(encoding, value, bins)
 
+    def add_projector(self, proj_hid: int, proj_out: int, pred_hid: int) -> None:
+        """EfficientZero's SimSiam branch for the consistency loss (``config/atari/model.py``'s
+        ``projection`` and ``projection_head``): a projector ``S -> proj_hid -> proj_hid ->
+        proj_out`` (BatchNorm after each linear, ReLU after the first two) and a prediction
+        head ``proj_out -> pred_hid -> proj_out`` (BatchNorm and ReLU in between). Built after
+        the three networks, so that a MuZero without it draws the same initial weights."""
+        bn = nn.BatchNorm1d
+        self.projector = nn.Sequential(
+            nn.Linear(self._g[-1].out_features, proj_hid), bn(proj_hid), nn.ReLU(),
+            nn.Linear(proj_hid, proj_hid), bn(proj_hid), nn.ReLU(),
+            nn.Linear(proj_hid, proj_out), bn(proj_out),
+        )  # fmt: skip
+        self.projection_head = nn.Sequential(
+            nn.Linear(proj_out, pred_hid), bn(pred_hid), nn.ReLU(), nn.Linear(pred_hid, proj_out)
+        )
+
+    def project(self, s: Tensor, *, with_grad: bool) -> Tensor:
+        """``[B, S] -> [B, proj_out]``: the projection with the prediction head (the online
+        branch, ``with_grad``), or the projection alone and detached (the target branch)."""
+        if with_grad:
+            return self.projection_head(self.projector(s))
+        with torch.no_grad():
+            return self.projector(s)
+
     def represent(self, obs: Tensor) -> Tensor:
         """``[B, O] -> [B, S]``."""
         return scale_hidden(self._h(obs))
