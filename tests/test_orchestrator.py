@@ -9,7 +9,7 @@ import pytest
 
 from benchmark import run as runmod
 from benchmark.driver import run_trial
-from benchmark.suites import GridRequest, expand
+from benchmark.suites import GridRequest, expand, parse_set
 from benchmark.trial import execute, read_status, trial_name
 
 
@@ -264,3 +264,18 @@ def test_suite_per_algorithm_schedule_and_unknown_keys(tmp_path):
     path.write_text("algos:\n  rs:\n    horizn: {population: 3}\ngrid: []\n")
     with pytest.raises(ConfigError, match="unknown key 'horizn'"):
         expand(GridRequest(suite=str(path)))
+
+
+def test_bf16_auto_follows_the_device():
+    """``bf16: auto`` in a suite (or a SET) becomes a bool per machine: on where bf16 runs
+    natively, fp32 where it would be emulated; other keys and explicit values stay."""
+    from benchmark.suites import fast_bf16, resolve_auto_bf16
+
+    got = resolve_auto_bf16({"sac.bf16": "auto", "model.bf16": True, "note": "auto"}, "cpu")
+    assert got == {"sac.bf16": fast_bf16("cpu"), "model.bf16": True, "note": "auto"}
+    assert isinstance(got["sac.bf16"], bool)
+    (spec,) = [s for s in expand(GridRequest(suite="quick", algos=["mbpo"])) if s.seed == 0]
+    assert spec.overrides["sac.bf16"] is fast_bf16("auto")
+    assert spec.overrides["model.bf16"] is fast_bf16("auto")
+    req = GridRequest(suite="quick", algos=["sac"], overrides=parse_set(["sac.bf16=auto"]))
+    assert all(s.overrides["bf16"] is fast_bf16("auto") for s in expand(req))
