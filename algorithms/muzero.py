@@ -157,6 +157,16 @@ class MuZeroConfig(AlgoConfig):
     """Projection size (Atari ``proj_out`` and ``pred_out``: 1024; scaled as ``proj_hid``)."""
     pred_hid: PositiveInt = 16
     """Prediction-head width (Atari ``pred_hid``: 512, half of ``proj_out``, kept here)."""
+    value_prefix: bool = False
+    """EfficientZero's value prefix: an LSTM over the unrolled states predicts the sum of the
+    rewards since its last reset instead of each reward (the search takes an edge's reward as
+    the difference of two prefixes); false: MuZero's reward head."""
+    lstm_hidden: PositiveInt = 64
+    """The value-prefix LSTM's size (EfficientZero's Atari ``lstm_hidden_size``: 512, for a
+    2304-dim latent; scaled to CartPole's 8)."""
+    lstm_horizon_len: PositiveInt = 5
+    """Unrolled steps between two resets of the prefix and the LSTM state (EfficientZero's
+    ``lstm_horizon_len``: 5), in training and in the search."""
     # --- diagnostics
     probe_horizons: tuple[PositiveInt, ...] = (1, 2, 3, 5, 10)
     """``k`` of the value-equivalence probe (``ve_*_err_h{k}``), as ``tdmpc2``'s."""
@@ -200,6 +210,8 @@ class MuZeroAgent(Algorithm):
             c.policy_layers,
             c.support_size,
         )
+        if c.value_prefix:
+            self.net.add_value_prefix(c.lstm_hidden, c.reward_layers, c.lstm_horizon_len)
         if c.consistency_coef > 0:
             self.net.add_projector(c.proj_hid, c.proj_out, c.pred_hid)
         self.net.to(self.device)
@@ -243,9 +255,11 @@ class MuZeroAgent(Algorithm):
         with torch.no_grad():
             s = self.net.represent(self._obs(obs))
             logits, _ = self.net.predict(s)
-        res = search(
-            self.net.recurrent, s, logits, self.search_cfg, noise=explore, rng=self.ctx.np_rng
-        )
+        if self.cfg.value_prefix:  # the node state carries the LSTM state, prefix and depth
+            s, step = self.net.pack_root(s), self.net.recurrent_packed
+        else:
+            step = self.net.recurrent
+        res = search(step, s, logits, self.search_cfg, noise=explore, rng=self.ctx.np_rng)
         temp = self.temperature() if explore else 0.0
         a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])
         if explore:
@@ -348,6 +362,13 @@ class MuZeroAgent(Algorithm):
         value = mask[:, :k1] * (g + boot)
         reward = torch.zeros_like(value)
         reward[:, 1:] = r[:, : k1 - 1]
+        if c.value_prefix:  # the sums since each reset (after unrolled steps H, 2H, ...)
+            cs = torch.cumsum(reward[:, 1:], 1)
+            start = (
+                torch.arange(k1 - 1, device=cs.device) // c.lstm_horizon_len * c.lstm_horizon_len
+            )
+            base = torch.where(start > 0, cs[:, (start - 1).clamp(min=0)], torch.zeros_like(cs))
+            reward[:, 1:] = cs - base
         uniform = torch.full_like(seq.extras["policy"][:, :k1], 1.0 / self.n_actions)
         in_ep = mask[:, :k1, None] > 0
         policy = torch.where(in_ep, seq.extras["policy"][:, :k1], uniform)
@@ -373,13 +394,19 @@ class MuZeroAgent(Algorithm):
         policy_loss = -(pi[:, 0] * torch.log_softmax(p_logits.float(), -1)).sum(-1)
         reward_loss = torch.zeros_like(value_loss)
         consistency = torch.zeros_like(value_loss)
+        lstm = None
         if c.consistency_coef > 0:  # EfficientZero's targets: the encodings of o_{t+1..t+K}
             b, o = seq.obs.shape[0], seq.obs.shape[-1]
             target = net.project(net.represent(seq.obs[:, 1 : k + 1].reshape(b * k, o)),
                                  with_grad=False).reshape(b, k, -1)  # fmt: skip
         v_pred = [net.value(v_logits.detach())]
         for i in range(1, k + 1):  # the model's recurrence is sequential in k
-            r_logits, s = net.dynamics(s, acts[:, i - 1])
+            if c.value_prefix:  # u[:, i] holds the prefix; the LSTM restarts every H steps
+                if (i - 1) % c.lstm_horizon_len == 0:
+                    lstm = (s.new_zeros(s.shape[0], c.lstm_hidden),) * 2
+                r_logits, s, lstm = net.dynamics_prefix(s, acts[:, i - 1], lstm)
+            else:
+                r_logits, s = net.dynamics(s, acts[:, i - 1])
             s = 0.5 * s + 0.5 * s.detach()  # scale_gradient(s, 0.5)
             p_logits, v_logits = net.predict(s)
             value_loss = value_loss + net.support.cross_entropy(v_logits.float(), z[:, i]) / scale
@@ -442,18 +469,26 @@ class MuZeroAgent(Algorithm):
         p_real, v_real = torch.softmax(p_real_logits, -1), net.value(v_real_logits)
         idx = np.arange(n)
         s = net.represent(obs)
+        vp, packed = self.cfg.value_prefix, None
+        if vp:
+            packed = net.pack_root(s)
         out: dict[str, float] = {}
         for t in range(max(self.cfg.probe_horizons)):  # open loop: sequential in k
             k = t + 1
             j = np.minimum(idx + t, n - 1)
-            r_logits, s = net.dynamics(s, act[j])
+            if vp:  # rewards as differences of prefixes, as the search reads them
+                r_pred, packed, _, _ = net.recurrent_packed(packed, act[j])
+                s = packed[:, : net.encoding]
+            else:
+                r_logits, s = net.dynamics(s, act[j])
             ok = np.flatnonzero(idx + t < ends)
             if k not in self.cfg.probe_horizons or not len(ok):
                 continue
             sel = torch.as_tensor(ok, device=dev)
             last = torch.as_tensor(j[ok], device=dev)
             p_logits, v_logits = net.predict(s[sel])
-            out[f"ve_reward_err_h{k}"] = float((net.value(r_logits[sel]) - rew[last]).abs().mean())
+            r_sel = r_pred[sel] if vp else net.value(r_logits[sel])
+            out[f"ve_reward_err_h{k}"] = float((r_sel - rew[last]).abs().mean())
             out[f"ve_value_err_h{k}"] = float((net.value(v_logits) - v_real[last]).abs().mean())
             out[f"ve_latent_err_h{k}"] = float(((s[sel] - s_real[last]) ** 2).mean())
             tv = 0.5 * (torch.softmax(p_logits, -1) - p_real[last]).abs().sum(-1)

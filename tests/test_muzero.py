@@ -156,3 +156,48 @@ def test_consistency_loss_is_off_by_default_and_trains_the_projection_when_on():
     s = agent.net.represent(torch.zeros(2, 4))
     target = agent.net.project(s, with_grad=False)
     assert not target.requires_grad
+
+
+def test_value_prefix_targets_reset_every_horizon():
+    """EfficientZero's value prefix with ``lstm_horizon_len`` 2, K = 3 over rewards 1, 2, 3, 4:
+    the sums since the last reset (after unrolled steps 2, 4, ...), 0 past the end."""
+    agent = _agent(reanalyse=False, value_prefix=True, lstm_horizon_len=2)
+    _episode(agent, [1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0])
+    _, u, _ = agent._targets(agent.replay.gather(np.array([0, 2]), 3 + 1 + 2))
+    torch.testing.assert_close(u, torch.tensor([[0.0, 1, 3, 3], [0.0, 3, 7, 0]]))
+
+
+def test_value_prefix_search_step_takes_rewards_as_prefix_differences():
+    """The packed node state carries the LSTM state, the prefix and the depth: each edge's
+    reward is the child's prefix minus the parent's, and at depths that are multiples of the
+    horizon (2 here) the prefix and the LSTM state restart, as in training."""
+    torch.manual_seed(0)
+    agent = _agent(value_prefix=True, lstm_horizon_len=2, num_simulations=8)
+    net = agent.net
+    s = net.represent(torch.randn(3, 4))
+    packed, a = net.pack_root(s), torch.tensor([0, 1, 1])
+    zero = (s.new_zeros(3, agent.cfg.lstm_hidden),) * 2
+    with torch.no_grad():
+        lstm, state, prefixes = zero, s, []
+        for depth in range(3):
+            if depth % 2 == 0:
+                lstm = zero
+            logits, state, lstm = net.dynamics_prefix(state, a, lstm)
+            prefixes.append(net.value(logits))
+    for depth in range(3):
+        r, packed, _, _ = net.recurrent_packed(packed, a)
+        parent = prefixes[depth - 1] if depth % 2 else torch.zeros(3)
+        torch.testing.assert_close(r, prefixes[depth] - parent)
+    torch.testing.assert_close(packed[:, : net.encoding], state)
+    assert agent.act(np.zeros(4, np.float32), explore=True) in (0, 1)
+
+
+def test_value_prefix_training_fits_a_small_replay():
+    torch.manual_seed(0)
+    agent = _agent(batch_size=16, lr=0.01, value_prefix=True, lstm_horizon_len=2)
+    for e in range(3):
+        _episode(agent, [1.0] * 8, [3.0] * 8, start=10.0 * e)
+    first = agent._train_step()
+    for _ in range(60):
+        last = agent._train_step()
+    assert last["reward_loss"] < first["reward_loss"] and last["value_loss"] < first["value_loss"]

@@ -74,6 +74,9 @@ class MuZeroNet(nn.Module):
             bins, -float(support_size), float(support_size), transform=muzero_h,
             inverse=muzero_h_inv,
         )  # fmt: skip
+        self.encoding = encoding
+        self.lstm: nn.LSTMCell | None = None  # EfficientZero's value-prefix LSTM (add_value_prefix)
+        self.horizon = 0
         self._h = elu_mlp(obs_dim, representation, encoding)
         self._g = elu_mlp(encoding + num_actions, dynamics, encoding)
         self._r = elu_mlp(encoding, reward, bins)
@@ -103,6 +106,56 @@ class MuZeroNet(nn.Module):
             return self.projection_head(self.projector(s))
         with torch.no_grad():
             return self.projector(s)
+
+    def add_value_prefix(self, lstm_hidden: int, widths: tuple[int, ...], horizon: int) -> None:
+        """EfficientZero's value prefix (Ye et al. 2021; ``config/atari/model.py``): an LSTM cell
+        over the unrolled states replaces the reward head, and its head (ReLU, then an ELU MLP of
+        ``widths``) predicts the sum of the rewards since the last reset, every ``horizon``
+        steps (``lstm_horizon_len``). EfficientZero puts a BatchNorm before the ReLU; here none
+        (the search evaluates one state at a time). Built after the three networks."""
+        bins = self._r[-1].out_features
+        del self._r
+        self.lstm = nn.LSTMCell(self.encoding, lstm_hidden)
+        self._vp = elu_mlp(lstm_hidden, widths, bins)
+        self.horizon = horizon
+
+    def dynamics_prefix(
+        self, s: Tensor, action: Tensor, lstm: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
+        """``s [B, S]``, ``action [B]``, LSTM state ``(h, c)`` ``[B, L]`` each -> value-prefix
+        logits ``[B, K]``, ``s' [B, S]`` and the next LSTM state (the LSTM reads ``s'``)."""
+        assert self.lstm is not None
+        onehot = nn.functional.one_hot(action, self.num_actions).to(s.dtype)
+        nxt = scale_hidden(self._g(torch.cat([s, onehot], -1)))
+        h, c = self.lstm(nxt, lstm)
+        return self._vp(torch.relu(h)), nxt, (h, c)
+
+    def pack_root(self, s: Tensor) -> Tensor:
+        """The search's node state of a root ``s [B, S]`` in value-prefix mode: ``[s, h, c,
+        prefix, depth]`` ``[B, S + 2L + 2]`` (a zero LSTM state, prefix 0, depth 0), so that the
+        tree search keeps the LSTM state per node without knowing of it."""
+        assert self.lstm is not None
+        return torch.cat([s, s.new_zeros(s.shape[0], 2 * self.lstm.hidden_size + 2)], -1)
+
+    @torch.no_grad()
+    def recurrent_packed(
+        self, packed: Tensor, action: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`recurrent` over packed node states (:meth:`pack_root`): the LSTM state and the
+        parent's prefix restart at depths that are multiples of ``horizon`` (the reset of
+        training), and the edge's reward is the child's prefix minus the parent's."""
+        assert self.lstm is not None
+        n, hid = self.encoding, self.lstm.hidden_size
+        s, h, c = packed[:, :n], packed[:, n : n + hid], packed[:, n + hid : n + 2 * hid]
+        prefix, depth = packed[:, -2], packed[:, -1]
+        keep = (torch.remainder(depth, self.horizon) != 0).to(packed.dtype)  # 0: a reset depth
+        vp_logits, nxt, (h, c) = self.dynamics_prefix(
+            s, action, (h * keep[:, None], c * keep[:, None])
+        )
+        p_logits, v_logits = self.predict(nxt)
+        vp, v = self.value(torch.stack([vp_logits, v_logits]))
+        child = torch.cat([nxt, h, c, vp[:, None], depth[:, None] + 1], -1)
+        return vp - prefix * keep, child, p_logits, v
 
     def represent(self, obs: Tensor) -> Tensor:
         """``[B, O] -> [B, S]``."""
