@@ -34,6 +34,19 @@ def _episode(agent: MuZeroAgent, rewards, root_values, *, truncated=False, start
                                  last and not truncated, last and truncated))  # fmt: skip
 
 
+def _fit(steps: int = 60, **cfg) -> tuple[MuZeroAgent, dict, dict]:
+    """An agent (seed 0, batch 16, lr 0.01) on three 8-step episodes of reward 1, and the
+    metrics of its first and last of ``1 + steps`` training steps."""
+    torch.manual_seed(0)
+    agent = _agent(batch_size=16, lr=0.01, **cfg)
+    for e in range(3):
+        _episode(agent, [1.0] * 8, [3.0] * 8, start=10.0 * e)
+    first = agent._train_step()
+    for _ in range(steps):
+        last = agent._train_step()
+    return agent, first, last
+
+
 def test_muzero_transform_and_support_round_trip():
     x = torch.linspace(-300, 300, 601, dtype=torch.float64)
     torch.testing.assert_close(muzero_h_inv(muzero_h(x)), x)
@@ -93,13 +106,7 @@ def test_priorities_wait_for_the_episode_end_then_are_root_value_errors():
 
 
 def test_training_steps_fit_a_small_replay():
-    torch.manual_seed(0)
-    agent = _agent(batch_size=16, lr=0.01)
-    for e in range(3):
-        _episode(agent, [1.0] * 8, [3.0] * 8, start=10.0 * e)
-    first = agent._train_step()
-    for _ in range(60):
-        last = agent._train_step()
+    agent, first, last = _fit()
     assert last["value_loss"] < first["value_loss"] and last["reward_loss"] < first["reward_loss"]
     assert agent.train_steps == 61
     assert last["lr"] == pytest.approx(0.01 * 0.8 ** (60 / 1000))
@@ -143,14 +150,8 @@ def test_consistency_loss_is_off_by_default_and_trains_the_projection_when_on():
     assert not hasattr(plain.net, "projector")
     for a, b in zip(plain.net.state_dict().items(), ez.net.state_dict().items(), strict=False):
         assert a[0] == b[0] and torch.equal(a[1], b[1])  # the three networks drawn the same
-    torch.manual_seed(0)
-    agent = _agent(batch_size=16, lr=0.01, consistency_coef=2.0)
-    for e in range(3):
-        _episode(agent, [1.0] * 8, [3.0] * 8, start=10.0 * e)
-    first = agent._train_step()
+    agent, first, last = _fit(consistency_coef=2.0)
     assert -1.0 <= first["consistency_loss"] <= 1.0
-    for _ in range(60):
-        last = agent._train_step()
     # measured -0.085 -> -0.323 (seed 0); -1 is every in-episode step's projection aligned
     assert last["consistency_loss"] < first["consistency_loss"] - 0.15
     s = agent.net.represent(torch.zeros(2, 4))
@@ -193,11 +194,5 @@ def test_value_prefix_search_step_takes_rewards_as_prefix_differences():
 
 
 def test_value_prefix_training_fits_a_small_replay():
-    torch.manual_seed(0)
-    agent = _agent(batch_size=16, lr=0.01, value_prefix=True, lstm_horizon_len=2)
-    for e in range(3):
-        _episode(agent, [1.0] * 8, [3.0] * 8, start=10.0 * e)
-    first = agent._train_step()
-    for _ in range(60):
-        last = agent._train_step()
+    _, first, last = _fit(value_prefix=True, lstm_horizon_len=2)
     assert last["reward_loss"] < first["reward_loss"] and last["value_loss"] < first["value_loss"]
