@@ -125,8 +125,7 @@ class MuZeroNet(nn.Module):
         """``s [B, S]``, ``action [B]``, LSTM state ``(h, c)`` ``[B, L]`` each -> value-prefix
         logits ``[B, K]``, ``s' [B, S]`` and the next LSTM state (the LSTM reads ``s'``)."""
         assert self.lstm is not None
-        onehot = nn.functional.one_hot(action, self.num_actions).to(s.dtype)
-        nxt = scale_hidden(self._g(torch.cat([s, onehot], -1)))
+        nxt = scale_hidden(self._transition(s, action))
         h, c = self.lstm(nxt, lstm)
         return self._vp(torch.relu(h)), nxt, (h, c)
 
@@ -161,10 +160,14 @@ class MuZeroNet(nn.Module):
         """``[B, O] -> [B, S]``."""
         return scale_hidden(self._h(obs))
 
+    def _transition(self, s: Tensor, action: Tensor) -> Tensor:
+        """``g``'s state network on ``[s, onehot(a)]``, before scaling: ``[B, S]``."""
+        onehot = nn.functional.one_hot(action, self.num_actions).to(s.dtype)
+        return self._g(torch.cat([s, onehot], -1))
+
     def dynamics(self, s: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """``s [B, S]``, ``action [B]`` (long) -> reward logits ``[B, K]``, ``s' [B, S]``."""
-        onehot = nn.functional.one_hot(action, self.num_actions).to(s.dtype)
-        nxt = self._g(torch.cat([s, onehot], -1))
+        nxt = self._transition(s, action)
         return self._r(nxt), scale_hidden(nxt)
 
     def predict(self, s: Tensor) -> tuple[Tensor, Tensor]:
