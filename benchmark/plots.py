@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -43,10 +44,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 
+from benchmark.aggregate import FEW_SEEDS, render_aggregates
 from benchmark.collect import check_unique, load_curves
 from benchmark.stats import summary
 from benchmark.trial import file_part
@@ -65,6 +68,26 @@ def algo_palette(algos) -> dict[str, tuple[float, float, float]]:
     return dict(zip(names, colours[: len(names)], strict=True))
 
 
+def mean_band(
+    df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, size: float = 0.95
+) -> pd.DataFrame:
+    """Per env step of ``df`` (one algorithm's ``env_step, seed, value`` rows): the mean over
+    seeds and a percentile bootstrap CI of it (seeds redrawn with replacement, ``n_boot`` times).
+    Columns ``env_step, value, low, high, seeds``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    tail = 100 * (1 - size) / 2
+    for step, g in df.groupby("env_step", sort=True):
+        v = g["value"].to_numpy(dtype=np.float64)
+        if len(v) > 1:
+            boot = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+            low, high = np.percentile(boot, [tail, 100 - tail])
+        else:
+            low = high = v[0]
+        rows.append((step, v.mean(), low, high, len(v)))
+    return pd.DataFrame(rows, columns=["env_step", "value", "low", "high", "seeds"])
+
+
 def plot_curves(
     curves: pd.DataFrame,
     *,
@@ -72,25 +95,24 @@ def plot_curves(
     ax: Axes | None = None,
     seed: int = 0,
     palette: dict[str, tuple[float, float, float]] | None = None,
+    legend: bool = True,
 ) -> Axes:
-    """Mean of ``metric`` per algorithm with a 95% bootstrap CI band across seeds."""
+    """Mean of ``metric`` per algorithm with a 95% bootstrap CI band across seeds
+    (:func:`mean_band`); the legend (``legend``) right of the axes, off the data."""
     ax = ax or plt.gca()
     df = curves[curves["metric"] == metric]
     palette = palette or algo_palette(df["algo"])
-    sns.lineplot(
-        data=df,
-        x="env_step",
-        y="value",
-        hue="algo",
-        hue_order=[a for a in palette if a in set(df["algo"])],
-        palette=palette,
-        errorbar=("ci", 95),
-        n_boot=1000,
-        seed=seed,
-        ax=ax,
-    )
+    algos = [a for a in palette if a in set(df["algo"])]
+    for algo in algos:
+        band = mean_band(df[df["algo"] == algo], seed=seed)
+        ax.plot(band["env_step"], band["value"], color=palette[algo], lw=1.5, label=algo,
+                marker="o" if len(band) < 3 else None, ms=3)  # fmt: skip
+        ax.fill_between(band["env_step"], band["low"], band["high"], color=palette[algo],
+                        alpha=0.2, lw=0)  # fmt: skip
     ax.set_xlabel("env steps")
     ax.set_ylabel(metric.replace("_", " "))
+    if legend and algos:
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False, fontsize="small")
     return ax
 
 
@@ -197,11 +219,46 @@ def plot_model_trust(
     return fig
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders ``model_err_h5`` before ``model_err_h10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _log_if_wide(ax: Axes, values: pd.Series) -> None:
+    """A log y axis where a metric's positive values span more than two decades."""
+    v = values[values > 0]
+    if len(v) == len(values) and len(v) and v.max() > 100 * v.min():
+        ax.set_yscale("log")
+
+
+def _short_budgets_readable(ax: Axes, curves: pd.DataFrame) -> None:
+    """A symlog x axis where one algorithm's budget is under a twentieth of another's on the
+    task (oracle planners at 200 steps beside 15k-step learners), so both are readable."""
+    budgets = curves[curves["metric"] == EVAL].groupby("algo")["env_step"].max()
+    budgets = budgets[budgets > 0]
+    if len(budgets) > 1 and budgets.max() > 20 * budgets.min():
+        ax.set_xscale("symlog", linthresh=float(budgets.min()))
+        ax.set_xlabel("env steps (linear to the shortest budget, then log)")
+
+
+def _legend_below(fig: plt.Figure, palette: dict, algos, *, top: float = 1.0) -> None:
+    """One legend for the figure's algorithms, under its panels; lays the figure out."""
+    names = [a for a in palette if a in set(algos)]
+    ncol = min(len(names), 6)
+    rows = math.ceil(len(names) / max(ncol, 1))
+    bottom = min(0.3, 0.35 * rows / fig.get_figheight())
+    fig.tight_layout(rect=(0, bottom, 1, top))
+    handles = [plt.Line2D([], [], color=palette[a], lw=2, label=a) for a in names]
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False)
+
+
 def _save(fig: plt.Figure, path: Path, *, tight: bool = True) -> Path:
+    """``path`` (PNG, 150 dpi) and the same figure as PDF beside it; returns the PNG's path."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if tight:
         fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=150)
+    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
     return path
 
@@ -218,24 +275,26 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
     tasks = sorted(curves.loc[curves["metric"] == EVAL, "env"].unique())
     palette = algo_palette(curves["algo"])
     for task in tasks:
-        fig, ax = plt.subplots(figsize=(5, 3.5))
+        fig, ax = plt.subplots(figsize=(6, 3.5))
         plot_curves(curves[curves["env"] == task], ax=ax, palette=palette)
+        _short_budgets_readable(ax, curves[curves["env"] == task])
         ax.set_title(task)
         written.append(_save(fig, out / f"{file_part(task)}.png"))
 
         diag = curves[(curves["env"] == task) & ~curves["metric"].isin(NOT_DIAGNOSTIC)]
-        metrics = sorted(diag["metric"].unique())
+        metrics = sorted(diag["metric"].unique(), key=natural_key)
         if metrics:
             cols = min(3, len(metrics))
             rows = math.ceil(len(metrics) / cols)
             fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
             for ax, m in zip(axes.flat, metrics, strict=False):
-                plot_curves(diag, metric=m, ax=ax, palette=palette)
+                plot_curves(diag, metric=m, ax=ax, palette=palette, legend=False)
                 ax.set_title(m)
+                _log_if_wide(ax, diag.loc[diag["metric"] == m, "value"])
             for ax in list(axes.flat)[len(metrics) :]:
                 ax.set_visible(False)
             fig.suptitle(f"{task}: diagnostics")
-            fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / (3 * rows)))  # room for the title
+            _legend_below(fig, palette, diag["algo"], top=1 - 0.3 / (3 * rows))
             written.append(_save(fig, out / f"{file_part(task)}_diagnostics.png", tight=False))
         if not model_error_by_horizon(curves[curves["env"] == task]).empty:
             fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -262,16 +321,24 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
         rows = math.ceil(len(tasks) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
         for ax, task in zip(axes.flat, tasks, strict=False):
-            plot_curves(curves[curves["env"] == task], ax=ax, palette=palette)
+            here = curves[curves["env"] == task]
+            plot_curves(here, ax=ax, palette=palette, legend=False)
+            _short_budgets_readable(ax, here)
             ax.set_title(task)
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
         for ax in list(axes.flat)[len(tasks) :]:
             ax.set_visible(False)
-        handles = [plt.Line2D([], [], color=c, label=a) for a, c in palette.items()]
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        _legend_below(fig, palette, curves["algo"])
         written.append(_save(fig, out / "all_tasks.png", tight=False))
+
+    figs, captions = render_aggregates(curves, palette)
+    for name, fig in figs:
+        written.append(_save(fig, out / f"{name}.png", tight=False))
+    captions = {"all_tasks": curve_caption(curves), **captions}
+    written.append(out / "captions.md")
+    written[-1].write_text(
+        "# Figure captions\n\n"
+        + "".join(f"## {name}.png / {name}.pdf\n\n{text}\n\n" for name, text in captions.items())
+    )
 
     table = summary(curves)
     written += write_tables(table, run_dir)
@@ -287,6 +354,22 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
             "per seed, then across seeds.",
         )
     return written
+
+
+def curve_caption(curves: pd.DataFrame) -> str:
+    """Caption of the per-task return curves (``<task>.png``, ``all_tasks.png``)."""
+    ev = curves[curves["metric"] == EVAL]
+    runs = ev.groupby(["env", "algo"]).agg(seeds=("seed", "nunique"), steps=("env_step", "max"))
+    few = (runs["seeds"] < FEW_SEEDS).any()
+    return (
+        "Mean evaluation return against env steps; band: 95% bootstrap confidence interval of "
+        "the mean across seeds (1000 resamples). Seeds and budget per task and algorithm: "
+        + "; ".join(
+            f"{e} / {a}: {r.seeds} seeds, {int(r.steps)} steps" for (e, a), r in runs.iterrows()
+        )
+        + "."
+        + (f" Fewer than {FEW_SEEDS} seeds somewhere: bands are rough." if few else "")
+    )
 
 
 def write_tables(

@@ -174,6 +174,14 @@ class TaskEntry:
     tags: tuple[str, ...] = ()
     """Free labels: ``classic``, ``mujoco``, ``discrete``, ``locomotion`` ..."""
 
+    @property
+    def score(self):
+        """The task's score normalisation (:class:`envs.scores.ScoreReference`: its random and
+        reference returns with their sources), or ``None`` where it has no reference."""
+        from envs.scores import score_reference
+
+        return score_reference(self.name)
+
     def make_env(self, **overrides: Any):
         """A fresh env with the registry's time limit."""
         import gymnasium as gym

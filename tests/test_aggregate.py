@@ -1,0 +1,60 @@
+"""Cross-task figures (issue 18): normalised scores, the rliable views and their captions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from benchmark.aggregate import final_normalized, normalized_scores, sample_efficiency
+from benchmark.plots import render
+from envs.scores import RANDOM, REFERENCES
+
+
+def _curves() -> pd.DataFrame:
+    """``good`` reaches each task's reference at its last evaluation, ``bad`` stays at random;
+    3 seeds on pendulum and cartpole, 2 on a ``gym:`` task without a reference."""
+    rows = []
+    for task, seeds in (("pendulum", 3), ("cartpole", 3), ("gym:Swimmer-v5", 2)):
+        lo = RANDOM.get(task, 0.0)
+        hi = REFERENCES.get(task, (100.0, ""))[0]
+        for seed in range(seeds):
+            for step in (0, 500, 1000):
+                frac = step / 1000
+                for algo, target in (("good", hi), ("bad", lo)):
+                    ret = lo + frac * (target - lo) + 0.01 * seed * (hi - lo)
+                    rows.append((algo, task, seed, step, 2.0 * step + seed, "eval_return", ret))
+    df = pd.DataFrame(
+        rows, columns=["algo", "env", "seed", "env_step", "wallclock_s", "metric", "value"]
+    )
+    return df.assign(run_id="r")
+
+
+def test_scores_are_normalised_by_the_task_references():
+    finals = final_normalized(_curves())
+    assert set(finals["env"]) == {"pendulum", "cartpole"}  # the gym: task has no reference
+    good = finals[finals["algo"] == "good"].set_index(["env", "seed"])["value"]
+    assert np.allclose(good.to_numpy(), [1.0, 1.01, 1.02] * 2)
+    bad = finals[finals["algo"] == "bad"]["value"].to_numpy()
+    assert np.allclose(np.sort(bad), np.sort([0.0, 0.01, 0.02] * 2))
+    assert len(normalized_scores(_curves())) == 2 * 2 * 3 * 3
+    eff = sample_efficiency(_curves(), points=3, reps=200)
+    at_end = eff[(eff["algo"] == "good") & (eff["env_step"] == 1000)].iloc[0]
+    assert at_end["tasks"] == 2 and np.isclose(at_end["value"], 1.01)
+    assert eff.loc[eff["env_step"] == 0, "value"].abs().max() < 0.03
+
+
+def test_render_writes_every_aggregate_figure_as_png_and_pdf_with_captions(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    _curves().to_csv(run / "curves.csv", index=False)
+    files = render(run)
+    for name in ("aggregate", "improvement", "profile", "sample_efficiency", "wallclock"):
+        png = run / "plots" / f"{name}.png"
+        assert png in files and png.stat().st_size > 0
+        assert png.with_suffix(".pdf").stat().st_size > 0
+    captions = (run / "plots" / "captions.md").read_text()
+    for name in ("all_tasks", "aggregate", "improvement", "profile", "wallclock"):
+        assert f"## {name}.png / {name}.pdf" in captions
+    assert "Left out (no score reference): gym:Swimmer-v5" in captions
+    assert "Fewer than 5 seeds" in captions and "3 seeds" in captions
+    assert (run / "plots" / "pendulum.pdf").exists()  # every figure, not only the new ones
