@@ -51,6 +51,7 @@ from matplotlib.axes import Axes
 
 from benchmark.aggregate import FEW_SEEDS, render_aggregates
 from benchmark.collect import check_unique, load_curves
+from benchmark.published import SOURCE, published_curves
 from benchmark.stats import summary
 from benchmark.trial import file_part
 
@@ -219,6 +220,24 @@ def plot_model_trust(
     return fig
 
 
+#: Line styles of the published curves (:mod:`benchmark.published`), all dashed, in greys.
+PUBLISHED_STYLE = {"TD-MPC2": "0.15", "TD-MPC": "0.35", "SAC": "0.55", "DreamerV3": "0.7"}
+
+
+def plot_published(ax: Axes, task: str, curves: pd.DataFrame) -> list[str]:
+    """The published curves of ``task`` up to the run's longest budget on it, dashed grey and
+    labelled "(published)"; returns the methods drawn."""
+    steps = curves.loc[curves["metric"] == EVAL, "env_step"]
+    pub = published_curves(task, up_to=float(steps.max()) if len(steps) else None)
+    for method, p in pub.groupby("method", sort=False):
+        # published every 100k steps: under 4 points in range, markers only (a line between
+        # them would invent the curve in between)
+        ls = "--" if len(p) >= 4 else "none"
+        ax.plot(p["env_step"], p["value"], ls=ls, lw=1.2, marker="X", ms=6,
+                color=PUBLISHED_STYLE[method], label=f"{method} (published)")  # fmt: skip
+    return list(pub["method"].unique())
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders ``model_err_h5`` before ``model_err_h10``."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
@@ -258,7 +277,7 @@ def _save(fig: plt.Figure, path: Path, *, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=150)
-    fig.savefig(path.with_suffix(".pdf"))
+    fig.savefig(path.with_suffix(".pdf"), metadata={"CreationDate": None})  # same bytes each time
     plt.close(fig)
     return path
 
@@ -276,6 +295,7 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
     palette = algo_palette(curves["algo"])
     for task in tasks:
         fig, ax = plt.subplots(figsize=(6, 3.5))
+        plot_published(ax, task, curves[curves["env"] == task])
         plot_curves(curves[curves["env"] == task], ax=ax, palette=palette)
         _short_budgets_readable(ax, curves[curves["env"] == task])
         ax.set_title(task)
@@ -322,6 +342,7 @@ def render(run_dir: str | Path, *, window: tuple[int, int] | None = None) -> lis
         fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
         for ax, task in zip(axes.flat, tasks, strict=False):
             here = curves[curves["env"] == task]
+            plot_published(ax, task, here)
             plot_curves(here, ax=ax, palette=palette, legend=False)
             _short_budgets_readable(ax, here)
             ax.set_title(task)
@@ -360,6 +381,11 @@ def curve_caption(curves: pd.DataFrame) -> str:
     """Caption of the per-task return curves (``<task>.png``, ``all_tasks.png``)."""
     ev = curves[curves["metric"] == EVAL]
     runs = ev.groupby(["env", "algo"]).agg(seeds=("seed", "nunique"), steps=("env_step", "max"))
+    published = {
+        f"{m} on {t}"
+        for t in ev["env"].unique()
+        for m in published_curves(str(t), up_to=ev.loc[ev["env"] == t, "env_step"].max())["method"]
+    }
     few = (runs["seeds"] < FEW_SEEDS).any()
     return (
         "Mean evaluation return against env steps; band: 95% bootstrap confidence interval of "
@@ -369,6 +395,14 @@ def curve_caption(curves: pd.DataFrame) -> str:
         )
         + "."
         + (f" Fewer than {FEW_SEEDS} seeds somewhere: bands are rough." if few else "")
+        + (
+            " Grey crosses (dashed where 4 or more points): published curves, mean over their "
+            "seeds, every 100k agent steps, of "
+            + ", ".join(sorted(published))
+            + f" ({SOURCE}; tdmpc2's protocol, the suite's default for dmc: tasks)."
+            if published
+            else ""
+        )
     )
 
 
@@ -380,34 +414,77 @@ def write_tables(
     caption: str = "Final evaluation return (last evaluation of each seed).",
 ) -> list[Path]:
     """``<name>.md`` and ``<name>.tex`` of the returns in ``table`` (:func:`summary`'s columns;
-    ``window`` in place of ``final_step`` for a window table)."""
+    ``window`` in place of ``final_step`` for a window table). Per task the best mean and IQM
+    are in bold; rows with fewer than :data:`FEW_SEEDS` seeds carry a dagger and the caption
+    says why their intervals are unreliable. The LaTeX is a ``table`` float with booktabs rules,
+    the caption and a label ``tab:<run>-<name>``."""
     step = "window" if "window" in table.columns else "final_step"
-    shown = table.assign(
-        **{
-            "mean ± std": [
-                f"{m:.1f} ± {s:.1f}" for m, s in zip(table["mean"], table["std"], strict=True)
-            ],
-            "IQM": [f"{v:.1f}" for v in table["iqm"]],
-            "95% CI": [
-                f"[{lo:.1f}, {hi:.1f}]"
-                for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
-            ],
-        }
-    )[["env", "algo", "seeds", step, "mean ± std", "IQM", "95% CI"]]
+    best_mean = table.groupby("env")["mean"].transform("max")
+    best_iqm = table.groupby("env")["iqm"].transform("max")
+    few = table["seeds"] < FEW_SEEDS
+    note = (
+        f" Daggers: fewer than {FEW_SEEDS} seeds, so the 95% CI (a percentile bootstrap over "
+        "seeds) is unreliable: with 2 seeds it is their [min, max], with 1 a point. Below 4 "
+        "seeds the IQM equals the mean (a 25% trim removes nothing). Bold: the best mean and "
+        "IQM per task (compare budgets first)."
+        if few.any()
+        else " Bold: the best mean and IQM per task (compare budgets first)."
+    )
+
+    def cells(bold: str, dagger: str, pm: str) -> pd.DataFrame:
+        def b(text: str, on: bool) -> str:
+            return bold.format(text) if on else text
+
+        return table.assign(
+            **{
+                "seeds": [
+                    f"{n}{dagger if f else ''}" for n, f in zip(table["seeds"], few, strict=True)
+                ],
+                "mean ± std": [
+                    b(f"{m:.1f}", m == bm) + f" {pm} {sd:.1f}"
+                    for m, sd, bm in zip(table["mean"], table["std"], best_mean, strict=True)
+                ],
+                "IQM": [
+                    b(f"{v:.1f}", v == bv) for v, bv in zip(table["iqm"], best_iqm, strict=True)
+                ],
+                "95% CI": [
+                    f"[{lo:.1f}, {hi:.1f}]"
+                    for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
+                ],
+            }
+        )[["env", "algo", "seeds", step, "mean ± std", "IQM", "95% CI"]]
+
+    shown = cells("**{}**", "†", "±")
     md = run_dir / f"{name}.md"
     header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * len(shown.columns) + "\n"
     body = "".join(
         "| " + " | ".join(str(v) for v in row) + " |\n" for row in shown.itertuples(index=False)
     )
-    md.write_text(caption + "\n\n" + header + body)
-    tex = run_dir / f"{name}.tex"
-    latex = shown.assign(
-        env=shown["env"].str.replace("_", r"\_"), algo=shown["algo"].str.replace("_", r"\_")
+    md.write_text(caption + note + "\n\n" + header + body)
+
+    latex = cells(r"\textbf{{{}}}", r"$^\dagger$", r"$\pm$")
+    latex = latex.assign(
+        env=latex["env"].str.replace("_", r"\_"), algo=latex["algo"].str.replace("_", r"\_")
     )
+    heads = ["Task", "Algorithm", "Seeds", "Window" if step == "window" else "Steps",
+             r"Mean $\pm$ std", "IQM", r"95\% CI"]  # fmt: skip
+    rows = []
+    for i, row in enumerate(latex.itertuples(index=False)):
+        if i and latex["env"].iloc[i] != latex["env"].iloc[i - 1]:
+            rows.append(r"\midrule")
+        rows.append(" & ".join(str(v) for v in row) + r" \\")
+    label = f"tab:{file_part(run_dir.name)}-{name}"
+    tex = run_dir / f"{name}.tex"
+    text = (caption + note).replace("%", r"\%")
     tex.write_text(
-        latex.rename(columns={"mean ± std": r"mean $\pm$ std", "95% CI": r"95\% CI"})
-        .to_latex(index=False, escape=False, column_format="ll" + "r" * (len(shown.columns) - 2))
-        .replace("±", r"$\pm$")
+        "% needs \\usepackage{booktabs}\n"
+        "\\begin{table}[t]\n\\centering\n"
+        f"\\caption{{{text}}}\n\\label{{{label}}}\n"
+        "\\begin{tabular}{llrrrrr}\n\\toprule\n"
+        + " & ".join(heads)
+        + " \\\\\n\\midrule\n"
+        + "\n".join(rows)
+        + "\n\\bottomrule\n\\end{tabular}\n\\end{table}\n"
     )
     return [md, tex]
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 from benchmark.aggregate import final_normalized, normalized_scores, sample_efficiency
 from benchmark.plots import render
+from benchmark.published import published_curves
 from envs.scores import RANDOM, REFERENCES
 
 
@@ -58,3 +59,24 @@ def test_render_writes_every_aggregate_figure_as_png_and_pdf_with_captions(tmp_p
     assert "Left out (no score reference): gym:Swimmer-v5" in captions
     assert "Fewer than 5 seeds" in captions and "3 seeds" in captions
     assert (run / "plots" / "pendulum.pdf").exists()  # every figure, not only the new ones
+
+
+def test_published_curves_are_read_for_dmc_tasks_at_their_protocol_only(tmp_path):
+    pub = published_curves("dmc:cartpole-swingup", up_to=100_000)
+    assert set(pub["method"]) == {"TD-MPC2", "TD-MPC", "SAC", "DreamerV3"}
+    at = pub[pub["env_step"] == 100_000].set_index("method")["value"]
+    assert np.isclose(at["TD-MPC2"], 839.4) and np.isclose(at["SAC"], 834.9667, atol=1e-4)
+    assert published_curves("dmc:cartpole-swingup@4").empty  # another action repeat
+    assert published_curves("pendulum").empty
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [
+        ("sac", "dmc:cartpole-swingup", s, step, 1.0, "eval_return", 8.0 * step / 1000)
+        for s in (0, 1)
+        for step in (0, 50_000, 100_000)
+    ]
+    cols = ["algo", "env", "seed", "env_step", "wallclock_s", "metric", "value"]
+    pd.DataFrame(rows, columns=cols).assign(run_id="r").to_csv(run / "curves.csv", index=False)
+    render(run)
+    captions = (run / "plots" / "captions.md").read_text()
+    assert "TD-MPC2 on dmc:cartpole-swingup" in captions and "MIT" in captions

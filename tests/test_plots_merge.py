@@ -52,7 +52,7 @@ def test_merge_adds_seeds_into_a_new_folder(runs):
     assert set(meta["resolved_configs"]) == {"random__pendulum"}
     assert set(meta["sources"]) == {"a", "b"}
     summary = (out / "summary.md").read_text()
-    assert "| pendulum | random | 3 |" in summary  # three seeds in one row
+    assert "| pendulum | random | 3† |" in summary  # three seeds in one row (†: under 5)
     # results are never overwritten
     with pytest.raises(MergeError, match="never overwritten"):
         merge_runs([runs / "a", runs / "b"], out)
@@ -123,7 +123,7 @@ def test_variant_puts_the_same_plugin_under_two_names(runs):
     assert meta["config_mismatches"] == [] and meta["variants"] == {"longer": "long"}
     assert set(meta["resolved_configs"]) == {"random__pendulum", "random-long__pendulum"}
     assert set(pd.read_csv(runs / "v1" / "trials.csv")["algo"]) == {"random", "random-long"}
-    assert "| pendulum | random-long | 1 |" in (runs / "v1" / "summary.md").read_text()
+    assert "| pendulum | random-long | 1† |" in (runs / "v1" / "summary.md").read_text()
 
 
 def test_cli_variant_needs_run_equals_name(cli, runs):
@@ -140,4 +140,4 @@ def test_cli_window_writes_a_window_table(cli, runs):
     ok = cli("plots", "a", "--results", str(runs), "--window", "0:200")
     assert ok.returncode == 0, ok.stderr
     table = (runs / "a" / "summary_0-200.md").read_text()
-    assert "(0, 200]" in table and "| pendulum | random | 2 | (0, 200] |" in table
+    assert "(0, 200]" in table and "| pendulum | random | 2† | (0, 200] |" in table
