@@ -13,7 +13,11 @@ evaluation. Writes into ``results/<run>/plots/`` (PNG and PDF each) and ``captio
   bands (2,000 resamples);
 - ``sample_efficiency``: IQM of the normalised evaluation score against env steps over the
   tasks whose budget reaches each step, with bands;
-- ``wallclock``: per task, the mean evaluation return against the trial's wall-clock seconds.
+- ``wallclock``: per task, the mean evaluation return against the trial's wall-clock seconds;
+- ``oracle_gap``: where a run holds a plugin on both its learned and the true model (``X`` and
+  ``X-oracle``, from ``--variant RUN=oracle``), their final returns side by side.
+
+The compounding-error view across algorithms is ``<task>_model_error`` (:mod:`benchmark.plots`).
 
 All intervals are seeded (``seed``) and reproducible bit for bit (:mod:`benchmark.stats`).
 """
@@ -255,6 +259,70 @@ def plot_wallclock(wall: pd.DataFrame, palette: dict) -> plt.Figure:
     return fig
 
 
+#: Suffixes that ``--variant RUN=NAME`` merges give a plugin run on the true model.
+ORACLE_SUFFIXES = ("-oracle", "-true")
+
+
+def oracle_pairs(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per task and plugin run both on its learned model (``X``) and on the true model
+    (``X-oracle`` or ``X-true``, a ``--variant`` merge): each seed's final evaluation return
+    (``final``) and its mean over all evaluations after step 0 (``auc``, the area under the
+    learning curve over the budget: learning speed, where both reach the task's maximum).
+    Columns ``env, algo, model`` (``learned`` / ``true``) ``, seed, steps`` (the last
+    evaluation's step) ``, final, auc``."""
+    ev = curves[(curves["metric"] == EVAL) & (curves["env_step"] > 0)]
+    finals = stats.final_scores(curves).merge(
+        ev.groupby(["algo", "env", "seed"], as_index=False)["value"]
+        .mean()
+        .rename(columns={"value": "auc"}),
+        on=["algo", "env", "seed"],
+    )
+    names = set(finals["algo"])
+    rows = []
+    for oracle in sorted(names):
+        base = next((oracle.removesuffix(x) for x in ORACLE_SUFFIXES if oracle.endswith(x)), None)
+        if base is None or base not in names:
+            continue
+        for algo, model in ((base, "learned"), (oracle, "true")):
+            for r in finals[finals["algo"] == algo].itertuples():
+                rows.append((r.env, base, model, r.seed, r.env_step, r.value, r.auc))
+    cols = ["env", "algo", "model", "seed", "steps", "final", "auc"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def plot_oracle_gap(pairs: pd.DataFrame, palette: dict) -> plt.Figure:
+    """Per task, its final return (top) and its mean return over the run (bottom): each plugin
+    on its learned model (solid) beside the true model (hatched), mean and seeds as dots; the
+    gap is what model error costs it."""
+    tasks = sorted(pairs["env"].unique())
+    fig, axes = plt.subplots(2, len(tasks), figsize=(4.5 * len(tasks), 6.4), squeeze=False)
+    for ax, (task, col) in zip(
+        axes.flat, [(t, c) for c in ("final", "auc") for t in tasks], strict=True
+    ):
+        t = pairs[pairs["env"] == task].rename(columns={col: "value"})
+        algos = sorted(t["algo"].unique())
+        for i, algo in enumerate(algos):
+            for k, model in enumerate(("learned", "true")):
+                v = t[(t["algo"] == algo) & (t["model"] == model)]["value"].to_numpy()
+                x = i + (k - 0.5) * 0.38
+                ax.bar(
+                    x,
+                    v.mean(),
+                    width=0.36,
+                    color=palette.get(algo, "0.5"),
+                    alpha=0.9 if model == "learned" else 0.45,
+                    hatch=None if model == "learned" else "//",
+                    edgecolor="black",
+                    lw=0.5,
+                )
+                ax.scatter(np.full(len(v), x), v, s=8, color="black", zorder=3)  # fmt: skip
+        ax.set_xticks(range(len(algos)), algos)
+        ax.set_title(f"{task}: learned (solid) vs true model (hatched)", fontsize="small")
+        ax.set_ylabel("final eval return" if col == "final" else "mean eval return over the run")
+    fig.tight_layout()
+    return fig
+
+
 def render_aggregates(
     curves: pd.DataFrame, palette: dict, *, seed: int = 0, reps: int = 50_000
 ) -> tuple[list[tuple[str, plt.Figure]], dict[str, str]]:
@@ -321,6 +389,31 @@ def render_aggregates(
                 "bands: 95% stratified-bootstrap intervals (2000 resamples). "
                 f"{norm_note}{warn}{skip_note}"
             )
+    pairs = oracle_pairs(curves)
+    if not pairs.empty:
+        figs.append(("oracle_gap", plot_oracle_gap(pairs, palette)))
+        means = pairs.groupby(["env", "algo", "model"])[["final", "auc", "steps"]].max()
+        means[["final", "auc"]] = pairs.groupby(["env", "algo", "model"])[["final", "auc"]].mean()
+        seeds = pairs.groupby(["env", "algo", "model"])["seed"].nunique()
+        captions["oracle_gap"] = (
+            "Each plugin on its learned model (solid) and on the task's true model (hatched; "
+            "the X-oracle / X-true variant of the same run). Top: final evaluation return; "
+            "bottom: mean evaluation return over the run (area under the learning curve over "
+            "the budget, i.e. learning speed). Bars: mean over seeds, dots: seeds. The gap is "
+            "what model error costs (learned vs true, final / over the run; compare budgets "
+            "first): "
+            + "; ".join(
+                f"{a} on {e}: {means.loc[(e, a, 'learned'), 'final']:.0f} vs "
+                f"{means.loc[(e, a, 'true'), 'final']:.0f} / "
+                f"{means.loc[(e, a, 'learned'), 'auc']:.0f} vs "
+                f"{means.loc[(e, a, 'true'), 'auc']:.0f} "
+                f"({seeds[(e, a, 'learned')]} / {seeds[(e, a, 'true')]} seeds, "
+                f"{means.loc[(e, a, 'learned'), 'steps']:.0f} / "
+                f"{means.loc[(e, a, 'true'), 'steps']:.0f} steps)"
+                for e, a in sorted({(e, a) for e, a, _ in means.index})
+            )
+            + "."
+        )
     wall = wallclock_curves(curves)
     if not wall.empty:
         figs.append(("wallclock", plot_wallclock(wall, palette)))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchmark.aggregate import final_normalized, normalized_scores, sample_efficiency
+from benchmark.aggregate import (
+    final_normalized,
+    normalized_scores,
+    oracle_pairs,
+    sample_efficiency,
+)
 from benchmark.plots import render
 from benchmark.published import published_curves
 from envs.scores import RANDOM, REFERENCES
@@ -80,3 +85,28 @@ def test_published_curves_are_read_for_dmc_tasks_at_their_protocol_only(tmp_path
     render(run)
     captions = (run / "plots" / "captions.md").read_text()
     assert "TD-MPC2 on dmc:cartpole-swingup" in captions and "MIT" in captions
+
+
+def test_oracle_pairs_match_a_plugin_with_its_true_model_variant(tmp_path):
+    rows = []
+    for algo, values in (("mbpo", (0, 200, 1000)), ("mbpo-oracle", (0, 800, 1000)),
+                         ("sac", (0, 100, 900))):  # fmt: skip
+        for seed in (0, 1):
+            for step, v in zip((0, 500, 1000), values, strict=True):
+                rows.append((algo, "inverted_pendulum", seed, step, 1.0, "eval_return", v + seed))
+    cols = ["algo", "env", "seed", "env_step", "wallclock_s", "metric", "value"]
+    curves = pd.DataFrame(rows, columns=cols).assign(run_id="r")
+    pairs = oracle_pairs(curves)
+    assert set(pairs["algo"]) == {"mbpo"} and len(pairs) == 4  # sac has no true-model variant
+    m = pairs.groupby("model")[["final", "auc"]].mean()
+    assert m.loc["learned", "final"] == m.loc["true", "final"] == 1000.5
+    assert m.loc["learned", "auc"] == 600.5 and m.loc["true", "auc"] == 900.5
+    run = tmp_path / "run"
+    run.mkdir()
+    curves.to_csv(run / "curves.csv", index=False)
+    render(run)
+    assert (run / "plots" / "oracle_gap.pdf").exists()
+    assert (
+        "mbpo on inverted_pendulum: 1000 vs 1000 / 600 vs 900"
+        in (run / "plots" / "captions.md").read_text()
+    )
