@@ -104,9 +104,11 @@ def plot_curves(
     df = curves[curves["metric"] == metric]
     palette = palette or algo_palette(df["algo"])
     algos = [a for a in palette if a in set(df["algo"])]
-    for algo in algos:
+    for i, algo in enumerate(algos):
         band = mean_band(df[df["algo"] == algo], seed=seed)
-        ax.plot(band["env_step"], band["value"], color=palette[algo], lw=1.5, label=algo,
+        # thicker first, thinner on top: curves that coincide (CEM under MPPI) stay visible
+        lw = 3.0 - 1.8 * i / max(len(algos) - 1, 1)
+        ax.plot(band["env_step"], band["value"], color=palette[algo], lw=lw, label=algo,
                 marker="o" if len(band) < 3 else None, ms=3)  # fmt: skip
         ax.fill_between(band["env_step"], band["low"], band["high"], color=palette[algo],
                         alpha=0.2, lw=0)  # fmt: skip
