@@ -98,3 +98,50 @@ def spawn_cli(python: str, cli_env: dict[str, str]) -> Callable[..., subprocess.
             )  # fmt: skip
 
     return spawn
+
+
+#: The longest tests of ``make test`` with their rough cost in seconds on the reference machine
+#: (docs/performance.md): the Ray lifecycle and grid tests, the canaries, the CLI merges.
+LONG: dict[str, float] = {
+    "test_lifecycle.py::test_ray_ctrl_c_then_kill_9_then_resume": 150,
+    "test_canaries.py::test_tdmpc2": 150,
+    "test_orchestrator.py::test_ray_grid_end_to_end_with_failures": 80,
+    "test_canaries.py::test_pilco": 50,
+    "test_canaries.py::test_mve": 48,
+    "test_canaries.py::test_steve": 44,
+    "test_canaries.py::test_muzero": 41,
+    "test_canaries.py": 20,
+    "test_plots_merge.py::test_cli": 15,
+}
+
+
+def _cost(item: pytest.Item) -> float:
+    return next((c for key, c in LONG.items() if key in item.nodeid), 0.0)
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected: the shares are of what runs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deal the long tests (:data:`LONG`) out to the xdist workers, longest first, at the head
+    of each worker's share. ``make test`` runs ``--dist worksteal``, which hands worker ``k``
+    the ``k``-th contiguous share of the collection and lets an idle worker steal from the end
+    of another's queue: with the long tests at the heads of the shares, both workers start on
+    them and the tail is short tests. Without xdist only the order changes."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    long = sorted((it for it in items if _cost(it) > 0), key=_cost, reverse=True)
+    short = [it for it in items if _cost(it) == 0]
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    loads = [0.0] * workers
+    for it in long:  # greedy: the next longest to the least loaded share
+        k = loads.index(min(loads))
+        heads[k].append(it)
+        loads[k] += _cost(it)
+    # share sizes as worksteal's first distribution: len(pending) // nodes_remaining
+    out: list[pytest.Item] = []
+    left = len(items)
+    for k in range(workers):
+        size = left // (workers - k)
+        take = max(size - len(heads[k]), 0)
+        out += heads[k] + short[:take]
+        short = short[take:]
+        left -= size
+    items[:] = out + short
