@@ -63,11 +63,11 @@ list: $(STAMP)
 ##   fingerprints, on two pytest-xdist workers (WORKERS=0: one process)
 WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow" $(ARGS)
 
 ## make test-fast: without the canaries and the learning tests
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) --dist worksteal -m "not slow and not canary" $(ARGS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not slow and not canary" $(ARGS)
 
 ## make test-learning: every learning test with its threshold (run before closing a learning issue)
 test-learning: $(STAMP)
