@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from smoke import smoke_spec, values
+from smoke import load_fingerprint, rows_here, smoke_spec, values
 
 from benchmark.driver import TrialSpec, eval_curve, resolve, run_trial
 
@@ -15,10 +15,17 @@ from benchmark.driver import TrialSpec, eval_curve, resolve, run_trial
     "algo", ["random", "sac", "rs", "pets", "icem", "mppi", "mbpo", "dyna", "ilqg", "pilco"]
 )
 def test_same_seed_same_curve(algo):
-    spec = smoke_spec(algo, seed=3, total_steps=300, eval_every=150)
-    a, b = values(run_trial(spec)), values(run_trial(spec))
-    assert a == b
-    other = run_trial(TrialSpec(**{**spec.__dict__, "seed": 4}))
+    """The same seed gives the same curve, another seed another one. Where this machine kind has
+    stored fingerprint rows, ``test_fingerprints.py`` already reruns the seed-0 smoke trial
+    against them (and resumes it), so here the stored rows stand for the first run; elsewhere the
+    trial runs twice."""
+    spec = smoke_spec(algo)
+    stored = load_fingerprint(algo)
+    a = rows_here(stored) if stored is not None else None
+    if a is None:
+        a = values(run_trial(spec))
+        assert values(run_trial(spec)) == a
+    other = run_trial(TrialSpec(**{**spec.__dict__, "seed": spec.seed + 1}))
     assert values(other) != a
 
 
