@@ -204,34 +204,35 @@ def plot_improvement(poi: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def _band_figure(df: pd.DataFrame, x: str, palette: dict, xlabel: str, ylabel: str):
+    """One line per algorithm of ``value`` against ``x`` with its ``ci_low``-``ci_high`` band,
+    the legend right of the axes."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    algos = sorted(df["algo"].unique())
+    for algo in algos:
+        p = df[df["algo"] == algo]
+        ax.plot(p[x], p["value"], color=palette[algo], lw=1.8)
+        ax.fill_between(p[x], p["ci_low"], p["ci_high"], color=palette[algo], alpha=0.2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _legend_right(fig, palette, algos)
+    return fig, ax
+
+
 def plot_profiles(profiles: pd.DataFrame, palette: dict) -> plt.Figure:
     """Fraction of runs with a normalised score above tau, with bands."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    algos = sorted(profiles["algo"].unique())
-    for algo in algos:
-        p = profiles[profiles["algo"] == algo]
-        ax.plot(p["tau"], p["value"], color=palette[algo], lw=1.8)
-        ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=palette[algo], alpha=0.2)
-    ax.set_xlabel(r"normalised score $\tau$")
-    ax.set_ylabel(r"fraction of runs with score $> \tau$")
-    _legend_right(fig, palette, algos)
+    fig, _ = _band_figure(profiles, "tau", palette, r"normalised score $\tau$",
+                          r"fraction of runs with score $> \tau$")  # fmt: skip
     return fig
 
 
 def plot_sample_efficiency(curve: pd.DataFrame, palette: dict) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    algos = sorted(curve["algo"].unique())
-    for algo in algos:
-        c = curve[curve["algo"] == algo]
-        ax.plot(c["env_step"], c["value"], color=palette[algo], lw=1.8)
-        ax.fill_between(c["env_step"], c["ci_low"], c["ci_high"], color=palette[algo], alpha=0.2)
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("IQM normalised score")
+    """IQM normalised score against env steps, with bands."""
+    fig, ax = _band_figure(curve, "env_step", palette, "env steps", "IQM normalised score")
     shortest = max(int(curve.groupby("algo")["env_step"].max().min()), 1)
     if curve["env_step"].max() > 20 * shortest:  # budgets of 200 beside 15k: both readable
         ax.set_xscale("symlog", linthresh=shortest)
         ax.set_xlabel("env steps (linear to the shortest budget, then log)")
-    _legend_right(fig, palette, algos)
     return fig
 
 
