@@ -94,11 +94,12 @@ def pairwise_improvement(
                 rows.append({"x": x, "y": y, "value": np.nan, "ci_low": np.nan,
                              "ci_high": np.nan, "tasks": 0})  # fmt: skip
                 continue
-            pair = {x: matrices[x][common].to_numpy(), y: matrices[y][common].to_numpy()}
-            est = stats.improvement_matrix(pair, reps=reps, seed=seed + 7919 * i + j)
-            row = est[est["x"] == x].iloc[0]
-            rows.append({"x": x, "y": y, "value": row["value"], "ci_low": row["ci_low"],
-                         "ci_high": row["ci_high"], "tasks": len(common)})  # fmt: skip
+            rng = np.random.default_rng([seed, i, j])
+            v, lo, hi = stats.improvement_interval(
+                matrices[x][common].to_numpy(), matrices[y][common].to_numpy(), reps=reps, rng=rng
+            )
+            rows.append({"x": x, "y": y, "value": v, "ci_low": lo, "ci_high": hi,
+                         "tasks": len(common)})  # fmt: skip
     return pd.DataFrame(rows, columns=["x", "y", "value", "ci_low", "ci_high", "tasks"])
 
 

@@ -201,30 +201,35 @@ def interval_estimates(
     return pd.DataFrame(rows)
 
 
+def improvement_interval(
+    x: np.ndarray, y: np.ndarray, *, reps: int, rng: np.random.Generator, size: float = 0.95
+) -> tuple[float, float, float]:
+    """``P(X > Y)`` and its stratified-bootstrap CI, X's and Y's runs redrawn independently
+    (as rliable): ``(value, low, high)``. ``x [runs_x, tasks]``, ``y [runs_y, tasks]``."""
+    a, b = _matrix(x), _matrix(y)
+    boot = [
+        probability_of_improvement(stratified_resample(a, r, rng), stratified_resample(b, r, rng))
+        for r in _chunks(reps, a.shape[0] * b.shape[0] * a.shape[1])
+    ]
+    low, high = _percentile_ci(np.concatenate(boot), size)
+    return float(probability_of_improvement(a, b)), float(low), float(high)
+
+
 def improvement_matrix(
     scores: dict[str, np.ndarray], *, reps: int = 2000, seed: int = 0, size: float = 0.95
 ) -> pd.DataFrame:
-    """Probability of improvement of every ordered pair ``(x, y)`` of algorithms with its
-    stratified-bootstrap CI (X's and Y's runs redrawn independently, as rliable). ``scores``:
-    algorithm -> ``[runs, tasks]`` on the same tasks. Columns ``x, y, value, ci_low, ci_high``."""
+    """Probability of improvement of every ordered pair ``(x, y)`` of algorithms with its CI
+    (:func:`improvement_interval`). ``scores``: algorithm -> ``[runs, tasks]`` on the same
+    tasks. Columns ``x, y, value, ci_low, ci_high``."""
     rows = []
     names = list(scores)
     for i, x in enumerate(names):
         for j, y in enumerate(names):
             if i == j:
                 continue
-            a, b = _matrix(scores[x]), _matrix(scores[y])
             rng = np.random.default_rng([seed, i, j])
-            boot = []
-            for r in _chunks(reps, a.shape[0] * b.shape[0] * a.shape[1]):
-                boot.append(
-                    probability_of_improvement(
-                        stratified_resample(a, r, rng), stratified_resample(b, r, rng)
-                    )
-                )
-            low, high = _percentile_ci(np.concatenate(boot), size)
-            rows.append({"x": x, "y": y, "value": float(probability_of_improvement(a, b)),
-                         "ci_low": float(low), "ci_high": float(high)})  # fmt: skip
+            v, lo, hi = improvement_interval(scores[x], scores[y], reps=reps, rng=rng, size=size)
+            rows.append({"x": x, "y": y, "value": v, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows, columns=["x", "y", "value", "ci_low", "ci_high"])
 
 
