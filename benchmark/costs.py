@@ -9,14 +9,18 @@ One row per (algorithm, task), measured on a finished run, never guessed:
 - ``eval_length``: mean evaluation episode length (shorter where episodes terminate early);
 - ``overhead_s``: the trial's ``seconds`` (status.json) before its clock starts and after its last
   evaluation (building the plugin and the envs, writing the curve);
-- ``trials`` and ``source``: how many finished trials were averaged, and which run and commit.
+- ``trials`` and ``source``: how many finished trials were averaged, and which run and commit;
+- ``kind``: the machine kind that measured it (:func:`machine_kind`: the CPU's vector unit, and
+  whether it multiplies bf16 natively, which decides the suites' ``bf16: auto``). The same trial
+  costs ~2x more on an AVX2 core than on an AVX-512 BF16 one (docs/performance.md), so the plan
+  takes this machine's kind's rows and falls back to another kind's, saying so.
 
 A trial's estimate is ``overhead_s + steps x s_per_step + evaluations x eval_episodes x eval_length
 x s_per_eval_step`` for its own budget and evaluation schedule; a pair without a row is ``?``.
-Costs are per core (``threads: 1``) on the machine that measured them, and a learned-model trial's
-per-step cost grows with its data, so they are estimates for planning, not promises.
+Costs are per core (``threads: 1``) on the machine kind that measured them, and a learned-model
+trial's per-step cost grows with its data, so they are estimates for planning, not promises.
 ``python -m benchmark costs RUN=<run-id>`` (``make costs RUN=...``) refreshes the rows of a run's
-pairs from its finished trials.
+pairs, for the kind of machine the run ran on, from its finished trials.
 """
 
 from __future__ import annotations
@@ -38,6 +42,20 @@ from benchmark.driver import TrialSpec
 
 COSTS = Path(__file__).parent / "costs.csv"
 
+#: The kind of the reference machine, where the quick suite's 15-minute promise is checked
+#: (tests/test_orchestrator.py): 2 cores of an AVX-512 CPU with bf16 units.
+REFERENCE_KIND = "AVX512+bf16"
+
+
+def machine_kind() -> str:
+    """This machine's kind for costs: the vector unit torch's CPU kernels use (``AVX2``,
+    ``AVX512``, ...) and ``+bf16`` where the CPU multiplies bf16 natively."""
+    import torch
+
+    from algorithms.models.layers import cpu_has_fast_bf16
+
+    return torch.backends.cpu.get_cpu_capability() + ("+bf16" if cpu_has_fast_bf16() else "")
+
 
 @dataclass(frozen=True)
 class Cost:
@@ -57,17 +75,20 @@ class Cost:
     """Finished trials averaged into this row."""
     source: str
     """The run (and its commit) that measured it."""
+    kind: str = REFERENCE_KIND
+    """The machine kind that measured it (:func:`machine_kind`)."""
 
 
-def load(path: Path | None = None) -> dict[tuple[str, str], Cost]:
-    """The cost table, keyed by ``(algo, task)`` (empty when the file does not exist)."""
+def load_all(path: Path | None = None) -> dict[tuple[str, str, str], Cost]:
+    """Every row of the cost table, keyed by ``(algo, task, kind)`` (empty without the file; a
+    table from before kinds reads as the reference kind's)."""
     path = path or COSTS
     if not path.exists():
         return {}
     out = {}
     with path.open(newline="") as f:
         for r in csv.DictReader(f):
-            out[(r["algo"], r["task"])] = Cost(
+            cost = Cost(
                 algo=r["algo"],
                 task=r["task"],
                 s_per_step=float(r["s_per_step"]),
@@ -76,11 +97,28 @@ def load(path: Path | None = None) -> dict[tuple[str, str], Cost]:
                 overhead_s=float(r["overhead_s"]),
                 trials=int(r["trials"]),
                 source=r["source"],
+                kind=r.get("kind") or REFERENCE_KIND,
             )
+            out[(cost.algo, cost.task, cost.kind)] = cost
     return out
 
 
-def save(table: Mapping[tuple[str, str], Cost], path: Path | None = None) -> None:
+def load(path: Path | None = None, kind: str | None = None) -> dict[tuple[str, str], Cost]:
+    """The cost table for machines of ``kind`` (default: this one's), keyed by ``(algo, task)``:
+    that kind's row of each pair, else the reference kind's, else any other's (each row says
+    its ``kind``)."""
+    kind = kind or machine_kind()
+    rank = {kind: 0, REFERENCE_KIND: 1}
+    out: dict[tuple[str, str], Cost] = {}
+    for (algo, task, k), cost in sorted(load_all(path).items()):
+        held = out.get((algo, task))
+        if held is None or rank.get(k, 2) < rank.get(held.kind, 2):
+            out[(algo, task)] = cost
+    return out
+
+
+def save(table: Mapping[tuple[str, str, str], Cost], path: Path | None = None) -> None:
+    """Write every row of ``table`` (keyed as :func:`load_all`'s)."""
     path = path or COSTS
     names = [f.name for f in fields(Cost)]
     tmp = path.with_suffix(".tmp")
@@ -189,12 +227,16 @@ def format_plan(
     if resume:
         header.insert(4, "picks up at")
     lines, estimates, unknown = [], [], 0
+    foreign: dict[str, int] = defaultdict(int)  # trials estimated from another kind's rows
+    kind = machine_kind()
     for (algo, task, steps, every, eps, from_step, next_eval), group in groups.items():
         est = estimate(group[0], table, from_step=from_step, next_eval=next_eval)
         if est is None:
             unknown += len(group)
         else:
             estimates.extend([est] * len(group))
+            if table[(algo, task)].kind != kind:
+                foreign[table[(algo, task)].kind] += len(group)
         row = [algo, task, _seed_list([s.seed for s in group]), str(steps), str(every), str(eps)]
         if resume:
             row.insert(4, f"step {from_step}" if from_step else "start")
@@ -209,6 +251,11 @@ def format_plan(
         f"{len(specs)} trial(s), {trial_minutes:.1f} trial-minutes: estimated wall time "
         f"{total / 60:.1f} min on {slots} parallel slot(s) ({slots_note})"
     )
+    for other, n in sorted(foreign.items()):
+        summary += (
+            f"\n  {n} trial(s) estimated from costs measured on {other} machines (this one: "
+            f"{kind}; `make costs RUN=<run-id>` after a run here measures its own)"
+        )
     if unknown:
         summary += (
             f"\n  + {unknown} trial(s) unestimated (`?`: no row in benchmark/{COSTS.name}; "
@@ -277,6 +324,7 @@ def measure(run_dir: Path) -> dict[tuple[str, str], Cost]:
     trials = pd.read_csv(run_dir / "trials.csv")
     curves = pd.read_csv(run_dir / "curves.csv")
     meta = json.loads((run_dir / "meta.json").read_text())
+    kind = (meta.get("hardware") or {}).get("machine_kind") or machine_kind()
     commit = (meta.get("git") or {}).get("commit") or "unknown"
     dirty = " dirty" if (meta.get("git") or {}).get("dirty") else ""
     source = f"{run_dir.name}@{commit[:7]}{dirty}"
@@ -303,12 +351,15 @@ def measure(run_dir: Path) -> dict[tuple[str, str], Cost]:
             overhead_s=(a["overhead_s"] + (0.0 if has_eval else a["eval_s"])) / a["trials"],
             trials=int(a["trials"]),
             source=source,
+            kind=kind,
         )
     return out
 
 
 def refresh(run_dir: Path, path: Path | None = None) -> dict[tuple[str, str], Cost]:
-    """Replace the rows of ``run_dir``'s measured pairs in the table at ``path``; returns them."""
+    """Replace the rows of ``run_dir``'s measured pairs, for the machine kind it ran on (its
+    ``meta.json``; a run from before kinds were recorded counts as this machine's), in the table
+    at ``path``; returns them."""
     for name in ("trials.json", "trials.csv", "curves.csv", "meta.json"):
         if not (run_dir / name).exists():
             raise FileNotFoundError(
@@ -316,8 +367,8 @@ def refresh(run_dir: Path, path: Path | None = None) -> dict[tuple[str, str], Co
                 "(make benchmark RESUME=<run-id> completes an interrupted one)"
             )
     rows = measure(run_dir)
-    table = load(path)
-    table.update(rows)
+    table = load_all(path)
+    table.update({(c.algo, c.task, c.kind): c for c in rows.values()})
     save(table, path)
     return rows
 
@@ -330,5 +381,5 @@ def describe(cost: Cost) -> str:
     )
     return (
         f"{cost.algo:>8} {cost.task:<20} {cost.s_per_step * 1e3:.3g} ms/step, {per_eval}, "
-        f"{cost.overhead_s:.1f} s overhead ({cost.trials} trial(s), {cost.source})"
+        f"{cost.overhead_s:.1f} s overhead ({cost.trials} trial(s), {cost.source}, {cost.kind})"
     )

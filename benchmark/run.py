@@ -62,7 +62,10 @@ def _versions() -> dict[str, str | None]:
 def _hardware() -> dict[str, Any]:
     import torch
 
+    from benchmark.costs import machine_kind
+
     return {
+        "machine_kind": machine_kind(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),

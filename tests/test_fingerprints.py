@@ -1,9 +1,11 @@
-"""Golden fingerprints: every plugin's smoke run, compared exactly with its stored metric rows.
+"""Golden fingerprints: every plugin's smoke run, interrupted and resumed, compared exactly with
+its stored metric rows.
 
-An unintended numerical change (a reordered sum, another default, a new random draw) fails here in
-seconds. The rows are exact on the machine kind that made them (each file keeps rows per kind,
-``kinds``); on a kind the file lacks the comparison is skipped with a one-line reason (other CPUs
-take other kernel paths).
+An unintended numerical change (a reordered sum, another default, a new random draw) or a state
+that a checkpoint misses fails here in seconds. The rows are exact on the machine kind that made
+them (each file keeps rows per kind, ``kinds``); on a kind the file lacks, the resumed run is
+compared with an uninterrupted one and the fingerprint comparison is skipped with a one-line
+reason (other CPUs take other kernel paths).
 Refresh on purpose with ``make fingerprints`` (see ``tests/smoke.py``).
 """
 
@@ -31,33 +33,6 @@ def test_every_algorithm_has_a_smoke_entry():
     assert set(SMOKE) == set(ALGORITHMS.names())
 
 
-@pytest.mark.parametrize("algo", ALGORITHMS.names())
-def test_smoke_run_matches_its_fingerprint(algo):
-    rows = run_trial(smoke_spec(algo))
-    # the bookkeeping holds everywhere: evaluations at 0 and every 200 steps, training episodes
-    assert [s for s, _ in eval_curve(rows)] == [0, 200, 400]
-    assert any(r["metric"] == "train_return" for r in rows)
-
-    stored = load_fingerprint(algo)
-    assert stored is not None, f"no tests/fingerprints/{algo}.json: {REFRESH}"
-    reference = rows_here(stored)
-    if reference is None:
-        here = machine_signature()
-        diffs = [
-            {k: (v, here.get(k)) for k, v in kind["signature"].items() if here.get(k) != v}
-            for kind in stored["kinds"]
-        ]
-        pytest.skip(
-            f"fingerprints were made on other machine kinds {diffs} (other CPUs take other "
-            f"kernel paths, so rows are exact per machine only): {REFRESH} here to add this one"
-        )
-    got = values(rows)
-    assert got == reference, (
-        f"{algo}'s smoke run changed numerically: {first_difference(reference, got)}. "
-        f"If the change is intended, {REFRESH} and commit them."
-    )
-
-
 class _Stop(Exception):
     pass
 
@@ -68,22 +43,50 @@ def _stop_after_eval_at_200(new, rows) -> None:
 
 
 @pytest.mark.parametrize("algo", ALGORITHMS.names())
-def test_interrupted_smoke_run_resumes_exactly(algo, tmp_path):
-    """Stopped after its evaluation at step 200 and resumed from its last checkpoint (every
-    episode end saves here), the smoke run ends with exactly the rows of an uninterrupted one:
-    the plugin's ``state_dict`` plus the driver's generator state is the whole trial state."""
+def test_smoke_run_resumed_matches_its_fingerprint(algo, tmp_path):
+    """The smoke run, stopped after its evaluation at step 200 and resumed from its last
+    checkpoint (every episode end saves here), ends with exactly the stored rows of this machine
+    kind. One run checks both the numerics and that the plugin's ``state_dict`` plus the driver's
+    generator state is the whole trial state; on a mismatch an uninterrupted run tells which of
+    the two broke. (lqr balances its smoke task, so it ends no episode and saves no checkpoint by
+    step 200: its second run starts afresh.)"""
     spec = smoke_spec(algo)
     with pytest.raises(_Stop):
         run_trial(spec, trial_dir=tmp_path, report=_stop_after_eval_at_200, checkpoint_every_s=0)
     ckpt = read_checkpoint(tmp_path)
-    if ckpt is None:  # lqr balances its smoke task: no episode ends, so nothing to resume from
-        pytest.skip(f"{algo}'s smoke run ends no episode within 200 steps: no checkpoint")
-    at = ckpt["step"]
-    resumed = values(run_trial(spec, trial_dir=tmp_path))
+    at = "the start (no checkpoint)" if ckpt is None else f"step {ckpt['step']}"
+    rows = run_trial(spec, trial_dir=tmp_path)
+    # the bookkeeping holds everywhere: evaluations at 0 and every 200 steps, training episodes
+    assert [s for s, _ in eval_curve(rows)] == [0, 200, 400]
+    assert any(r["metric"] == "train_return" for r in rows)
+    resumed = values(rows)
+
     stored = load_fingerprint(algo)
-    reference = rows_here(stored) if stored is not None else None
+    assert stored is not None, f"no tests/fingerprints/{algo}.json: {REFRESH}"
+    reference = rows_here(stored)
     if reference is None:  # another machine kind: an uninterrupted run here is the reference
-        reference = values(run_trial(spec))
-    assert resumed == reference, (
-        f"{algo} resumed from step {at} differs: {first_difference(reference, resumed)}"
-    )
+        whole = values(run_trial(spec))
+        assert resumed == whole, (
+            f"{algo} resumed from {at} differs: {first_difference(whole, resumed)}"
+        )
+        here = machine_signature()
+        diffs = [
+            {k: (v, here.get(k)) for k, v in kind["signature"].items() if here.get(k) != v}
+            for kind in stored["kinds"]
+        ]
+        pytest.skip(
+            f"resumed run checked against an uninterrupted one; fingerprints were made on other "
+            f"machine kinds {diffs} (other CPUs take other kernel paths, so rows are exact per "
+            f"machine only): {REFRESH} here to add this one"
+        )
+    if resumed != reference:
+        whole = values(run_trial(spec))
+        if whole == reference:
+            pytest.fail(
+                f"{algo} resumed from {at} differs from its uninterrupted run, which matches the "
+                f"fingerprint: {first_difference(reference, resumed)}"
+            )
+        pytest.fail(
+            f"{algo}'s smoke run changed numerically: {first_difference(reference, whole)}. "
+            f"If the change is intended, {REFRESH} and commit them."
+        )

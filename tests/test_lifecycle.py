@@ -79,6 +79,31 @@ def test_plan_table_counts_unestimated_and_resume_points():
     assert "estimated wall time 2.5 min on 1" in text
 
 
+def test_costs_are_kept_per_machine_kind(tmp_path, monkeypatch):
+    """Each kind keeps its own row of a pair; the plan takes this machine's kind's, else the
+    reference kind's, and says which trials it estimated from another kind's costs."""
+    path = tmp_path / "costs.csv"
+    monkeypatch.setattr(costs, "machine_kind", lambda: "AVX2")
+    costs.save(
+        {
+            ("a", "t", "AVX2"): _cost(s_per_step=0.12, s_per_eval_step=0.0, kind="AVX2"),
+            ("a", "t", costs.REFERENCE_KIND): _cost(s_per_step=0.06, s_per_eval_step=0.0),
+            ("b", "t", costs.REFERENCE_KIND): _cost(algo="b", s_per_step=0.06),
+            ("b", "t", "NEON"): _cost(algo="b", s_per_step=1.0, kind="NEON"),
+            ("c", "t", "NEON"): _cost(algo="c", s_per_step=1.0, kind="NEON"),
+        },
+        path,
+    )
+    assert len(costs.load_all(path)) == 5
+    table = costs.load(path)
+    assert [table[(x, "t")].kind for x in "abc"] == ["AVX2", costs.REFERENCE_KIND, "NEON"]
+    assert costs.load(path, kind=costs.REFERENCE_KIND)[("a", "t")].s_per_step == 0.06
+    specs = [TrialSpec(x, "t", 0, 500, eval_every=500, eval_episodes=0) for x in "abc"]
+    text = costs.format_plan(specs, slots=1, slots_note="", table=table)
+    assert "1 trial(s) estimated from costs measured on AVX512+bf16 machines" in text
+    assert "1 trial(s) estimated from costs measured on NEON machines (this one: AVX2" in text
+
+
 def test_dry_run_prints_plan_without_folder_or_ray(cli, tmp_path):
     args = ["run", "--results", str(tmp_path), "--run-id", "dry", "--dry-run", "--num-cpus", "4"]
     args += ["--algos", "sac,ilqg", "--envs", "pendulum", "--seeds", "3", "--steps", "2000"]
@@ -118,6 +143,7 @@ def test_costs_refresh_from_a_finished_run(tmp_path, monkeypatch, capsys):
     assert table[("sac", "hopper")].source == "kept", "rows of other pairs are kept"
     row = table[("random", "pendulum")]
     assert row.trials == 2 and row.source.startswith("measured@")
+    assert row.kind == costs.machine_kind(), "the kind the run's meta.json records"
     assert row.eval_length == 200.0 and row.s_per_step > 0 and row.s_per_eval_step > 0
     # the estimate of the measured schedule reproduces the measured mean trial time
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -204,17 +230,11 @@ def _step_of(trial_dir: Path) -> int:
     return ckpt["step"] if ckpt else -1
 
 
+# SAC with 64-unit networks and batch 64 (~4 ms per update on one core against ~20 for its
+# defaults): 1400 updates leave seconds between the checkpoint a test waits for and the trial's end
 GRID = ["--algos", "random,sac", "--envs", "pendulum", "--set", "sac.initial_random_steps=200"]
-GRID += [
-    "--steps",
-    "800",
-    "--eval-every",
-    "400",
-    "--eval-episodes",
-    "1",
-    "--checkpoint-every",
-    "0",
-]
+GRID += ["sac.batch_size=64", "sac.hidden=64", "--steps", "1600", "--eval-every", "400"]
+GRID += ["--eval-episodes", "1", "--checkpoint-every", "0"]
 
 
 def test_ctrl_c_without_ray_reports_truthfully(cli, spawn_cli, tmp_path):

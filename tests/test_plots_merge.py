@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from benchmark.__main__ import main
 from benchmark.collect import collect
 from benchmark.plots import MergeError, merge_runs
 from benchmark.run import execute_all, plan
@@ -34,6 +36,23 @@ def runs(tmp_path_factory) -> Path:
     _run(results, "again", (1,))
     _run(results, "longer", (5,), steps=300)
     return results
+
+
+@pytest.fixture
+def cli(capsys):
+    """``python -m benchmark plots ...`` in this process (its output and exit status as a
+    subprocess would give them, without a second import of torch and matplotlib)."""
+
+    def run(*args: str) -> SimpleNamespace:
+        capsys.readouterr()
+        try:
+            rc = main(list(args))
+        except SystemExit as stop:  # argparse's errors
+            rc = stop.code
+        out, err = capsys.readouterr()
+        return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
+
+    return run
 
 
 def test_merge_adds_seeds_into_a_new_folder(runs):
