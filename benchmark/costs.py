@@ -49,12 +49,14 @@ REFERENCE_KIND = "AVX512+bf16"
 
 def machine_kind() -> str:
     """This machine's kind for costs: the vector unit torch's CPU kernels use (``AVX2``,
-    ``AVX512``, ...) and ``+bf16`` where the CPU multiplies bf16 natively."""
+    ``AVX512``, ...), ``+bf16`` where the CPU multiplies bf16 natively, and ``+cuda`` where
+    trials run on a GPU (``device: auto``)."""
     import torch
 
     from algorithms.models.layers import cpu_has_fast_bf16
 
-    return torch.backends.cpu.get_cpu_capability() + ("+bf16" if cpu_has_fast_bf16() else "")
+    kind = torch.backends.cpu.get_cpu_capability() + ("+bf16" if cpu_has_fast_bf16() else "")
+    return kind + ("+cuda" if torch.cuda.is_available() else "")
 
 
 @dataclass(frozen=True)
