@@ -174,6 +174,27 @@ def smoke_spec(
     )  # fmt: skip
 
 
+class StopRun(Exception):
+    """Raised from a report callback to stop a trial (an interruption)."""
+
+
+def run_to_eval_at_200(spec: TrialSpec, **kwargs: Any) -> list[dict[str, Any]]:
+    """Run ``spec`` until its evaluation at step 200 is reported, then stop it as an
+    interruption would; returns the rows so far (``kwargs`` go to ``run_trial``)."""
+    seen: list[dict[str, Any]] = []
+
+    def report(new, rows) -> None:
+        if any(r["metric"] == "eval_return" and r["env_step"] == 200 for r in new):
+            seen.extend(rows)
+            raise StopRun
+
+    try:
+        run_trial(spec, report=report, **kwargs)
+    except StopRun:
+        return seen
+    raise AssertionError(f"{spec.algo}'s run ended without an evaluation at step 200")
+
+
 def machine_signature() -> dict[str, str]:
     """What decides the floating-point kernels a run takes: equal signatures, equal rows."""
     cpu = "unknown"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from smoke import load_fingerprint, rows_here, smoke_spec, values
+from smoke import load_fingerprint, rows_here, run_to_eval_at_200, smoke_spec, values
 
 from benchmark.driver import TrialSpec, eval_curve, resolve, run_trial
 
@@ -26,21 +26,9 @@ def test_same_seed_same_curve(algo):
     if a is None:
         a = values(run_trial(spec))
         assert values(run_trial(spec)) == a
-    seen: list = []
-
-    def stop_at_200(new, rows) -> None:
-        if any(r["metric"] == "eval_return" and r["env_step"] == 200 for r in new):
-            seen.extend(rows)
-            raise _Stop
-
-    with pytest.raises(_Stop):
-        run_trial(TrialSpec(**{**spec.__dict__, "seed": spec.seed + 1}), report=stop_at_200)
+    seen = run_to_eval_at_200(TrialSpec(**{**spec.__dict__, "seed": spec.seed + 1}))
     other = values(seen)
     assert other and other != a[: len(other)]
-
-
-class _Stop(Exception):
-    pass
 
 
 def test_eval_episodes_use_fixed_initial_states():

@@ -18,6 +18,7 @@ from smoke import (
     load_fingerprint,
     machine_signature,
     rows_here,
+    run_to_eval_at_200,
     smoke_spec,
     values,
 )
@@ -33,15 +34,6 @@ def test_every_algorithm_has_a_smoke_entry():
     assert set(SMOKE) == set(ALGORITHMS.names())
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_after_eval_at_200(new, rows) -> None:
-    if any(r["metric"] == "eval_return" and r["env_step"] == 200 for r in new):
-        raise _Stop
-
-
 @pytest.mark.parametrize("algo", ALGORITHMS.names())
 def test_smoke_run_resumed_matches_its_fingerprint(algo, tmp_path):
     """The smoke run, stopped after its evaluation at step 200 and resumed from its last
@@ -51,8 +43,7 @@ def test_smoke_run_resumed_matches_its_fingerprint(algo, tmp_path):
     the two broke. (lqr balances its smoke task, so it ends no episode and saves no checkpoint by
     step 200: its second run starts afresh.)"""
     spec = smoke_spec(algo)
-    with pytest.raises(_Stop):
-        run_trial(spec, trial_dir=tmp_path, report=_stop_after_eval_at_200, checkpoint_every_s=0)
+    run_to_eval_at_200(spec, trial_dir=tmp_path, checkpoint_every_s=0)
     ckpt = read_checkpoint(tmp_path)
     at = "the start (no checkpoint)" if ckpt is None else f"step {ckpt['step']}"
     rows = run_trial(spec, trial_dir=tmp_path)
