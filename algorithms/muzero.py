@@ -7,8 +7,9 @@ value-equivalent, never asked to reconstruct an observation. Per env step:
 
 1. **act**: ``s = h(o)``, then :func:`~algorithms.planners.mcts.search` (pUCT over ``g`` and
    ``f``, ``num_simulations``, root Dirichlet noise in training); the action is drawn from the
-   root's visit counts at the schedule's temperature (greedy in evaluation). The visit
-   distribution and the root value are stored with the step;
+   root's visit counts at the schedule's temperature (greedy in evaluation; ``eps_greedy``:
+   LightZero's epsilon-greedy over the most visited action instead). The visit distribution and
+   the root value are stored with the step;
 2. **learn**, once the first episode has ended: ``train_ratio`` gradient steps per env step on
    ``batch_size`` positions drawn by prioritized replay (``P(i) ~ p_i^alpha``, importance weights
    normalised by their maximum). From each position ``t`` the model is unrolled ``K =
@@ -95,6 +96,20 @@ class MuZeroConfig(AlgoConfig):
     temperature_steps: tuple[NonNegativeInt, ...] = (5000, 7500)
     """Training steps at which the next temperature starts (cartpole.py: 50% and 75% of its
     10k ``training_steps``)."""
+    eps_greedy: bool = False
+    """LightZero's ``eps_greedy_exploration_in_collect`` (``lzero/policy/muzero.py``: off by
+    default): in training, act on the most visited action, replaced with probability ``eps`` by
+    a uniform random one, ``eps`` falling linearly from ``eps_start`` to ``eps_end`` over
+    ``eps_decay_steps`` env steps (root noise stays on; the stored policy target is still the
+    visit distribution); the temperature schedule is then unused. False: muzero-general's
+    visit-count sampling."""
+    eps_start: UnitInterval = 1.0
+    """First ``eps`` of ``eps_greedy`` (LightZero ``eps.start``: 1.0)."""
+    eps_end: UnitInterval = 0.05
+    """Last ``eps`` of ``eps_greedy`` (LightZero ``eps.end``: 0.05)."""
+    eps_decay_steps: PositiveInt = 100_000
+    """Env steps from ``eps_start`` to ``eps_end`` (LightZero ``eps.decay``: 1e5 by default,
+    2e4 in some of its configs)."""
     # --- network
     encoding: PositiveInt = 8
     """Hidden-state size (cartpole.py ``encoding_size``: 8)."""
@@ -246,6 +261,12 @@ class MuZeroAgent(Algorithm):
         i = int(np.searchsorted(np.asarray(self.cfg.temperature_steps), self.train_steps, "right"))
         return float(self.cfg.temperatures[i])
 
+    def epsilon(self) -> float:
+        """``eps_greedy``'s random-action probability at the current env step."""
+        c = self.cfg
+        frac = min(self.env_steps / c.eps_decay_steps, 1.0)
+        return c.eps_start + frac * (c.eps_end - c.eps_start)
+
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
 
@@ -260,8 +281,11 @@ class MuZeroAgent(Algorithm):
         else:
             step = self.net.recurrent
         res = search(step, s, logits, self.search_cfg, noise=explore, rng=self.ctx.np_rng)
-        temp = self.temperature() if explore else 0.0
+        eps_greedy = explore and self.cfg.eps_greedy
+        temp = self.temperature() if explore and not eps_greedy else 0.0
         a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])
+        if eps_greedy and self.ctx.np_rng.random() < self.epsilon():
+            a = int(self.ctx.np_rng.integers(self.n_actions))
         if explore:
             counts = res.visit_counts[0].numpy()
             self._last = (counts / counts.sum(), float(res.root_value[0]))

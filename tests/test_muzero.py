@@ -128,6 +128,26 @@ def test_temperature_schedule_and_greedy_evaluation():
     assert policy.sum() == pytest.approx(1.0)
 
 
+def test_eps_greedy_decays_linearly_and_acts_on_the_most_visited_action():
+    agent = _agent(num_simulations=8, eps_greedy=True, eps_decay_steps=100)
+    assert agent.epsilon() == 1.0
+    agent.env_steps = 50
+    assert agent.epsilon() == pytest.approx(0.525)
+    agent.env_steps = 500
+    assert agent.epsilon() == pytest.approx(0.05)
+    obs = np.zeros(4, np.float32)
+    never = _agent(num_simulations=8, eps_greedy=True, eps_start=0.0, eps_end=0.0)
+    always = _agent(num_simulations=8, eps_greedy=True, eps_start=1.0, eps_end=1.0)
+    for _ in range(20):  # eps 0: the most visited action of each (noised) search
+        a = never.act(obs, explore=True)
+        assert a == int(np.argmax(never._last[0]))
+    picks = []
+    for _ in range(40):  # eps 1: uniform, whatever the search found; the target is its visits
+        picks.append(always.act(obs, explore=True) == int(np.argmax(always._last[0])))
+        assert always._last[0].sum() == pytest.approx(1.0)
+    assert 5 < sum(picks) < 35
+
+
 def test_continuous_tasks_and_a_bad_temperature_schedule_are_refused():
     from algorithms.api import ConfigError
 
