@@ -110,6 +110,10 @@ class MuZeroConfig(AlgoConfig):
     eps_decay_steps: PositiveInt = 100_000
     """Env steps from ``eps_start`` to ``eps_end`` (LightZero ``eps.decay``: 1e5 by default,
     2e4 in some of its configs)."""
+    eps_duration_mu: NonNegativeFloat = 0.0
+    """0: ``eps_greedy``'s random actions last one step (LightZero). Above 1: temporally-extended
+    eps-greedy (Dabney et al. 2021, Algorithm 1), the random action held for ``n ~ zeta(mu)``
+    steps, ``P(n) ~ n^-mu`` (the paper's ``mu``: 2), no new draw while it is held."""
     # --- network
     encoding: PositiveInt = 8
     """Hidden-state size (cartpole.py ``encoding_size``: 8)."""
@@ -200,6 +204,11 @@ class MuZeroAgent(Algorithm):
     def check_task(cls, task: TaskSpec, config: AlgoConfig) -> None:
         super().check_task(task, config)
         assert isinstance(config, MuZeroConfig)
+        if config.eps_duration_mu and config.eps_duration_mu <= 1:
+            raise ConfigError(
+                f"muzero: eps_duration_mu={config.eps_duration_mu} is no zeta exponent; set 0 "
+                "(one-step random actions) or a value above 1 (the ez-greedy paper's: 2)"
+            )
         temps, steps = config.temperatures, config.temperature_steps
         if len(temps) != len(steps) + 1 or list(steps) != sorted(steps):
             raise ConfigError(
@@ -252,6 +261,7 @@ class MuZeroAgent(Algorithm):
         self._owed = 0.0  # gradient steps owed by train_ratio
         self._last: tuple[np.ndarray, float] | None = None  # the training search's targets
         self._root_sum, self._root_count = 0.0, 0
+        self._held: tuple[int, int] = (0, 0)  # ez-greedy's random action and its steps left
         L = c.num_unroll_steps + 1 + c.td_steps
         self._disc = c.discount ** torch.arange(L, dtype=torch.float32, device=self.device)
 
@@ -284,12 +294,27 @@ class MuZeroAgent(Algorithm):
         eps_greedy = explore and self.cfg.eps_greedy
         temp = self.temperature() if explore and not eps_greedy else 0.0
         a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])
-        if eps_greedy and self.ctx.np_rng.random() < self.epsilon():
-            a = int(self.ctx.np_rng.integers(self.n_actions))
+        if eps_greedy:
+            a = self._eps_action(a)
         if explore:
             counts = res.visit_counts[0].numpy()
             self._last = (counts / counts.sum(), float(res.root_value[0]))
         return a
+
+    def _eps_action(self, greedy: int) -> int:
+        """``eps_greedy``: a held random action, a new one with probability ``eps`` (held for a
+        zeta-distributed number of steps when ``eps_duration_mu`` is set), else ``greedy``."""
+        action, left = self._held
+        if left > 0:
+            self._held = (action, left - 1)
+            return action
+        rng = self.ctx.np_rng
+        if rng.random() >= self.epsilon():
+            return greedy
+        action = int(rng.integers(self.n_actions))
+        mu = self.cfg.eps_duration_mu
+        self._held = (action, int(rng.zipf(mu)) - 1 if mu else 0)
+        return action
 
     @torch.no_grad()
     def state_value(self, obs: np.ndarray) -> float:
@@ -310,6 +335,7 @@ class MuZeroAgent(Algorithm):
         self.priority[self.replay.slots(np.array([len(self.replay) - 1]))] = 0.0  # a reused slot
         self.env_steps += 1
         if transition.terminated or transition.truncated:
+            self._held = (0, 0)
             self._prioritize_last_episode()
             self.episodes_done += 1
             self._episode_len = 0
@@ -538,6 +564,7 @@ class MuZeroAgent(Algorithm):
             "counters": (self.env_steps, self.train_steps, self.episodes_done, self._owed),
             "episode_len": self._episode_len,
             "root": (self._root_sum, self._root_count),
+            "held": self._held,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -549,3 +576,4 @@ class MuZeroAgent(Algorithm):
         self.env_steps, self.train_steps, self.episodes_done, self._owed = state["counters"]
         self._episode_len = int(state["episode_len"])
         self._root_sum, self._root_count = state["root"]
+        self._held = tuple(state.get("held", (0, 0)))  # type: ignore[assignment]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from algorithms import RunContext
-from algorithms.api import Transition, apply_overrides
+from algorithms.api import ConfigError, Transition, apply_overrides
 from algorithms.models.twohot import TwoHot, muzero_h, muzero_h_inv
 from algorithms.muzero import MuZeroAgent, MuZeroConfig
 from benchmark.driver import TrialSpec, eval_curve, run_trial
@@ -148,9 +148,24 @@ def test_eps_greedy_decays_linearly_and_acts_on_the_most_visited_action():
     assert 5 < sum(picks) < 35
 
 
-def test_continuous_tasks_and_a_bad_temperature_schedule_are_refused():
-    from algorithms.api import ConfigError
+def test_ez_greedy_holds_its_random_action_for_a_zeta_duration():
+    agent = _agent(num_simulations=4, eps_greedy=True, eps_start=1.0, eps_end=1.0,
+                   eps_duration_mu=2.0)  # fmt: skip
+    obs = np.zeros(4, np.float32)
+    agent._held = (1, 3)
+    assert [agent.act(obs, explore=True) for _ in range(3)] == [1, 1, 1]
+    assert agent._held == (1, 0)
+    lefts = []
+    for _ in range(200):  # each new draw holds n ~ zeta(2) steps: n = 1 on ~61% of draws
+        agent._held = (0, 0)
+        agent.act(obs, explore=True)
+        lefts.append(agent._held[1])
+    assert 0.5 < np.mean(np.array(lefts) == 0) < 0.72 and max(lefts) >= 3
+    with pytest.raises(ConfigError, match="eps_duration_mu"):
+        MuZeroAgent.check_task(TASKS["cartpole"].resolve(), MuZeroConfig(eps_duration_mu=0.5))
 
+
+def test_continuous_tasks_and_a_bad_temperature_schedule_are_refused():
     with pytest.raises(ConfigError, match="discrete_actions"):
         MuZeroAgent.check_task(TASKS["pendulum"].resolve(), MuZeroConfig())
     bad = MuZeroConfig(temperatures=(1.0, 0.5), temperature_steps=(10, 20))
