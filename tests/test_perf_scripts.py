@@ -13,6 +13,7 @@ import pytest
 
 SMALL = {
     "ensemble": "--threads 1 --members 2 --hidden 8 --layers 2 --batch 4 --iters 1 --rounds 1 --warmup 0",
+    "exploration": "--episodes 1 --repeats 1 --mus 2",
     "ilqg": "--horizon 3 --iterations 1 --steps 1 --warmup 0",
     "mbpo": "--threads 1 --init-steps 300 --steps 2 --set model.max_epochs=1",
     "mcts": "--sims 4 --trees 1 2 --moves 1 --warmup 0",

@@ -1,4 +1,5 @@
-"""Speed scripts (print figures; ``make speed``) and side-by-side peer measurements (``peers/``)."""
+"""Speed scripts (print figures; ``make speed``), side-by-side peer measurements (``peers/``) and
+the exploration figure of ``exploration.py``."""
 
 from __future__ import annotations
 

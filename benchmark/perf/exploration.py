@@ -1,0 +1,61 @@
+"""How often undirected exploration reaches a sparse goal: the share of episodes that end before
+the time limit under uniform random actions, under random actions repeated a fixed number of
+steps, and under temporally-extended random actions (ez-greedy's durations, ``n ~ zeta(mu)``;
+Dabney et al. 2021), the rule ``muzero``'s ``eps_greedy`` + ``eps_duration_mu`` follows at
+``eps = 1``. On Acrobot-v1 this is what separates a seed that sees the goal from one that never
+does (docs/algorithms/muzero.md)::
+
+    python -m benchmark.perf.exploration --task acrobot --episodes 100
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from envs import TASKS
+
+
+def goal_rate(task_name: str, episodes: int, seed: int, repeat: int = 1, mu: float = 0.0):
+    """``(share of episodes ending early, mean return)`` over ``episodes`` episodes of random
+    discrete actions, each held ``repeat`` steps, or ``n ~ zeta(mu)`` steps when ``mu`` is set."""
+    task = TASKS[task_name].resolve()
+    env = task.make_env()
+    rng = np.random.default_rng(seed)
+    early, returns = 0, []
+    for ep in range(episodes):
+        env.reset(seed=seed * 100_000 + ep)
+        action, left, ret, done = 0, 0, 0.0, False
+        while not done:
+            if left == 0:
+                action = int(rng.integers(task.act_dim))
+                left = int(rng.zipf(mu)) if mu else repeat
+            left -= 1
+            _, r, term, trunc, _ = env.step(action)
+            ret += float(r)
+            done = term or trunc
+        early += bool(term)
+        returns.append(ret)
+    return early / episodes, float(np.mean(returns))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--task", default="acrobot")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, nargs="*", default=[1, 2, 4, 8, 16])
+    p.add_argument("--mus", type=float, nargs="*", default=[2.0, 1.5])
+    args = p.parse_args(argv)
+    print(f"{args.task}: {args.episodes} episodes of random actions, seed {args.seed}")
+    print(f"{'actions':<24} {'goal share':>10} {'mean return':>12}")
+    rules = [(f"held {k} step(s)", k, 0.0) for k in args.repeats]
+    rules += [(f"held n ~ zeta({mu:g})", 1, mu) for mu in args.mus]
+    for label, k, mu in rules:
+        share, mean = goal_rate(args.task, args.episodes, args.seed, repeat=k, mu=mu)
+        print(f"{label:<24} {share:>10.0%} {mean:>12.1f}")
+
+
+if __name__ == "__main__":
+    main()
