@@ -309,6 +309,13 @@ class Algorithm(ABC):
 _DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
+def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
+    """``start`` moving linearly to ``end`` over ``duration`` steps, then ``end`` (CleanRL's
+    ``linear_schedule``): the exploration epsilon of ``dqn`` and of ``muzero``'s ``eps_greedy``."""
+    value = (end - start) / duration * t + start
+    return max(value, end) if end <= start else min(value, end)
+
+
 def float_literal(value: Any) -> float | None:
     """The float a string spells in decimal or scientific notation (``"1e-3"``), else ``None``.
 

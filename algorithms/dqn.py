@@ -41,6 +41,7 @@ from algorithms.api import (
     RunContext,
     Transition,
     UnitInterval,
+    linear_schedule,
 )
 from algorithms.learners.base import adam, mlp_widths
 from algorithms.replay.buffer import ReplayBuffer
@@ -115,8 +116,7 @@ class DQNAgent(Algorithm):
     def epsilon(self) -> float:
         """CleanRL's ``linear_schedule`` at the current env step."""
         c = self.cfg
-        slope = (c.end_e - c.start_e) / self.exploration_steps
-        return max(slope * self.env_steps + c.start_e, c.end_e)
+        return linear_schedule(c.start_e, c.end_e, self.exploration_steps, self.env_steps)
 
     @torch.no_grad()
     def _q(self, obs: np.ndarray) -> torch.Tensor:

@@ -65,6 +65,7 @@ from algorithms.api import (
     RunContext,
     Transition,
     UnitInterval,
+    linear_schedule,
 )
 from algorithms.models.muzero_net import MuZeroNet
 from algorithms.planners.mcts import MCTSConfig, search, select_action
@@ -274,8 +275,7 @@ class MuZeroAgent(Algorithm):
     def epsilon(self) -> float:
         """``eps_greedy``'s random-action probability at the current env step."""
         c = self.cfg
-        frac = min(self.env_steps / c.eps_decay_steps, 1.0)
-        return c.eps_start + frac * (c.eps_end - c.eps_start)
+        return linear_schedule(c.eps_start, c.eps_end, c.eps_decay_steps, self.env_steps)
 
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(1, -1)
