@@ -144,9 +144,9 @@ class MuZeroConfig(AlgoConfig):
     """``lr = lr * lr_decay_rate ** (train_step / lr_decay_steps)`` (cartpole.py: 0.8 in most
     of its versions, 0.9 at commit 267285d)."""
     lr_decay_steps: PositiveInt = 1000
-    """(cartpole.py: 1000, over its 10k gradient steps: the rate ends at 0.8^10 of ``lr``). For
-    a longer run, stretch it to keep that total decay: gradient steps / 10 (the standard
-    Acrobot entry: 30k env steps x 1.5 = 45k, so 4500)."""
+    """(cartpole.py: 1000, over its 10k gradient steps: the rate ends at 0.8^10 of ``lr``). The
+    standard Acrobot entry stretches that total decay over its ~45k gradient steps (4500);
+    what that did to each seed: docs/algorithms/muzero.md."""
     weight_decay: NonNegativeFloat = 1e-4
     """Adam's L2 weight decay (cartpole.py: 1e-4)."""
     value_loss_weight: PositiveFloat = 1.0
