@@ -15,17 +15,25 @@ One row per (algorithm, task), measured on a finished run, never guessed:
   costs ~2x more on an AVX2 core than on an AVX-512 BF16 one (docs/performance.md), so the plan
   takes this machine's kind's rows and falls back to another kind's, saying so.
 
+- ``settings``: :func:`settings_digest` of the measured trials' hyperparameter overrides (suite
+  entry and ``SET``), so that one pair keeps a row per configuration: the standard suite's
+  entry of a plugin can cost 10x its quick one. Empty: measured before settings were recorded.
+
 A trial's estimate is ``overhead_s + steps x s_per_step + evaluations x eval_episodes x eval_length
 x s_per_eval_step`` for its own budget and evaluation schedule; a pair without a row is ``?``.
 Costs are per core (``threads: 1``) on the machine kind that measured them, and a learned-model
 trial's per-step cost grows with its data, so they are estimates for planning, not promises.
 ``python -m benchmark costs RUN=<run-id>`` (``make costs RUN=...``) refreshes the rows of a run's
-pairs, for the kind of machine the run ran on, from its finished trials.
+pairs, for the kind of machine the run ran on and the settings it ran with, from its finished
+trials. A trial takes the row of its own settings (this kind's, else the reference kind's, else
+any kind's), else one of unrecorded settings, else one of other settings, and the plan says how
+many trials it estimated from another kind's or other settings' rows.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import heapq
 import json
 import math
@@ -79,11 +87,26 @@ class Cost:
     """The run (and its commit) that measured it."""
     kind: str = REFERENCE_KIND
     """The machine kind that measured it (:func:`machine_kind`)."""
+    settings: str = ""
+    """:func:`settings_digest` of the measured trials' overrides (empty: not recorded)."""
 
 
-def load_all(path: Path | None = None) -> dict[tuple[str, str, str], Cost]:
-    """Every row of the cost table, keyed by ``(algo, task, kind)`` (empty without the file; a
-    table from before kinds reads as the reference kind's)."""
+def settings_digest(overrides: Mapping[str, Any]) -> str:
+    """Eight hex digits naming a trial's hyperparameter overrides (its suite entry and ``SET``),
+    leaving out the ``bf16`` switches: they follow the machine kind, which ``kind`` records."""
+    kept = {k: v for k, v in overrides.items() if not k.endswith("bf16")}
+    text = json.dumps(kept, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+#: A loaded cost table: per ``(algo, task)``, its rows, this machine's kind first (or one row).
+Table = Mapping[tuple[str, str], Cost | Sequence[Cost]]
+
+
+def load_all(path: Path | None = None) -> dict[tuple[str, str, str, str], Cost]:
+    """Every row of the cost table, keyed by ``(algo, task, kind, settings)`` (empty without the
+    file; a table from before kinds reads as the reference kind's, before settings as
+    unrecorded ones)."""
     path = path or COSTS
     if not path.exists():
         return {}
@@ -100,26 +123,39 @@ def load_all(path: Path | None = None) -> dict[tuple[str, str, str], Cost]:
                 trials=int(r["trials"]),
                 source=r["source"],
                 kind=r.get("kind") or REFERENCE_KIND,
+                settings=r.get("settings") or "",
             )
-            out[(cost.algo, cost.task, cost.kind)] = cost
+            out[(cost.algo, cost.task, cost.kind, cost.settings)] = cost
     return out
 
 
-def load(path: Path | None = None, kind: str | None = None) -> dict[tuple[str, str], Cost]:
+def load(
+    path: Path | None = None, kind: str | None = None
+) -> dict[tuple[str, str], tuple[Cost, ...]]:
     """The cost table for machines of ``kind`` (default: this one's), keyed by ``(algo, task)``:
-    that kind's row of each pair, else the reference kind's, else any other's (each row says
-    its ``kind``)."""
+    every row of the pair, that kind's first, then the reference kind's, then any other's
+    (:func:`pick` chooses a trial's)."""
     kind = kind or machine_kind()
     rank = {kind: 0, REFERENCE_KIND: 1}
-    out: dict[tuple[str, str], Cost] = {}
-    for (algo, task, k), cost in sorted(load_all(path).items()):
-        held = out.get((algo, task))
-        if held is None or rank.get(k, 2) < rank.get(held.kind, 2):
-            out[(algo, task)] = cost
-    return out
+    out: dict[tuple[str, str], list[Cost]] = defaultdict(list)
+    for key, cost in sorted(load_all(path).items(), key=lambda kv: (rank.get(kv[0][2], 2), kv[0])):
+        out[key[:2]].append(cost)
+    return {k: tuple(v) for k, v in out.items()}
 
 
-def save(table: Mapping[tuple[str, str, str], Cost], path: Path | None = None) -> None:
+def pick(spec: TrialSpec, table: Table) -> Cost | None:
+    """The row that estimates ``spec``: of its own settings, else unrecorded ones, else other
+    ones, each in the table's kind order (``None``: the pair has no row)."""
+    rows = table.get((spec.algo, spec.task))
+    if rows is None:
+        return None
+    if isinstance(rows, Cost):
+        return rows
+    want = settings_digest(spec.overrides)
+    return min(rows, key=lambda c: 0 if c.settings == want else 1 if not c.settings else 2)
+
+
+def save(table: Mapping[tuple[str, str, str, str], Cost], path: Path | None = None) -> None:
     """Write every row of ``table`` (keyed as :func:`load_all`'s)."""
     path = path or COSTS
     names = [f.name for f in fields(Cost)]
@@ -144,13 +180,13 @@ def n_evaluations(total_steps: int, eval_every: int, next_eval: int = 0) -> int:
 
 def estimate(
     spec: TrialSpec,
-    table: Mapping[tuple[str, str], Cost],
+    table: Table,
     *,
     from_step: int = 0,
     next_eval: int = 0,
 ) -> float | None:
     """Estimated seconds for ``spec`` from env step ``from_step`` on (``None``: not measured)."""
-    cost = table.get((spec.algo, spec.task))
+    cost = pick(spec, table)
     if cost is None:
         return None
     seconds = cost.overhead_s + (spec.total_steps - from_step) * cost.s_per_step
@@ -212,7 +248,7 @@ def format_plan(
     *,
     slots: int,
     slots_note: str,
-    table: Mapping[tuple[str, str], Cost] | None = None,
+    table: Table | None = None,
     resume: Mapping[str, Resume] | None = None,
 ) -> str:
     """The grid as a table, one row per (algorithm, task, budget, schedule, resume point), with
@@ -230,6 +266,7 @@ def format_plan(
         header.insert(4, "picks up at")
     lines, estimates, unknown = [], [], 0
     foreign: dict[str, int] = defaultdict(int)  # trials estimated from another kind's rows
+    other_settings = 0  # trials estimated from a row measured with other overrides
     kind = machine_kind()
     for (algo, task, steps, every, eps, from_step, next_eval), group in groups.items():
         est = estimate(group[0], table, from_step=from_step, next_eval=next_eval)
@@ -237,8 +274,13 @@ def format_plan(
             unknown += len(group)
         else:
             estimates.extend([est] * len(group))
-            if table[(algo, task)].kind != kind:
-                foreign[table[(algo, task)].kind] += len(group)
+            for s in group:
+                cost = pick(s, table)
+                assert cost is not None  # estimated
+                if cost.kind != kind:
+                    foreign[cost.kind] += 1
+                if cost.settings and cost.settings != settings_digest(s.overrides):
+                    other_settings += 1
         row = [algo, task, _seed_list([s.seed for s in group]), str(steps), str(every), str(eps)]
         if resume:
             row.insert(4, f"step {from_step}" if from_step else "start")
@@ -257,6 +299,12 @@ def format_plan(
         summary += (
             f"\n  {n} trial(s) estimated from costs measured on {other} machines (this one: "
             f"{kind}; `make costs RUN=<run-id>` after a run here measures its own)"
+        )
+    if other_settings:
+        summary += (
+            f"\n  {other_settings} trial(s) estimated from costs measured with other settings "
+            "(suite entry or SET), which can differ several-fold; `make costs RUN=<run-id>` after "
+            "a run with these settings measures theirs"
         )
     if unknown:
         summary += (
@@ -313,8 +361,8 @@ def _trial_costs(curve: pd.DataFrame, eval_episodes: int, seconds: float) -> dic
     }
 
 
-def measure(run_dir: Path) -> dict[tuple[str, str], Cost]:
-    """Cost rows for every (algo, task) pair with finished trials in ``run_dir``.
+def measure(run_dir: Path) -> dict[tuple[str, str, str], Cost]:
+    """Cost rows for every (algo, task, settings) with finished trials in ``run_dir``.
 
     Reads what a run leaves: ``trials.json`` (budgets, evaluation schedule), ``trials.csv``
     (``seconds`` from each trial's status.json) and ``curves.csv`` (``wallclock_s``,
@@ -330,20 +378,20 @@ def measure(run_dir: Path) -> dict[tuple[str, str], Cost]:
     commit = (meta.get("git") or {}).get("commit") or "unknown"
     dirty = " dirty" if (meta.get("git") or {}).get("dirty") else ""
     source = f"{run_dir.name}@{commit[:7]}{dirty}"
-    sums: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    sums: dict[tuple[str, str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for t in trials[trials.status == "done"].itertuples():
         spec = specs.get((t.algo, t.env, int(t.seed)))
         curve = curves[(curves.algo == t.algo) & (curves.env == t.env) & (curves.seed == t.seed)]
         if spec is None or curve.empty:
             continue
-        acc = sums[(t.algo, t.env)]
+        acc = sums[(t.algo, t.env, settings_digest(spec.get("overrides") or {}))]
         for k, v in _trial_costs(curve, int(spec["eval_episodes"]), float(t.seconds)).items():
             acc[k] += v
         acc["trials"] += 1
     out = {}
-    for (algo, task), a in sums.items():
+    for (algo, task, settings), a in sums.items():
         has_eval = a["eval_steps"] > 0
-        out[(algo, task)] = Cost(
+        out[(algo, task, settings)] = Cost(
             algo=algo,
             task=task,
             s_per_step=a["train_s"] / a["train_steps"],
@@ -354,14 +402,15 @@ def measure(run_dir: Path) -> dict[tuple[str, str], Cost]:
             trials=int(a["trials"]),
             source=source,
             kind=kind,
+            settings=settings,
         )
     return out
 
 
-def refresh(run_dir: Path, path: Path | None = None) -> dict[tuple[str, str], Cost]:
+def refresh(run_dir: Path, path: Path | None = None) -> dict[tuple[str, str, str], Cost]:
     """Replace the rows of ``run_dir``'s measured pairs, for the machine kind it ran on (its
-    ``meta.json``; a run from before kinds were recorded counts as this machine's), in the table
-    at ``path``; returns them."""
+    ``meta.json``; a run from before kinds were recorded counts as this machine's) and the
+    settings it ran with, in the table at ``path``; returns them."""
     for name in ("trials.json", "trials.csv", "curves.csv", "meta.json"):
         if not (run_dir / name).exists():
             raise FileNotFoundError(
@@ -370,7 +419,7 @@ def refresh(run_dir: Path, path: Path | None = None) -> dict[tuple[str, str], Co
             )
     rows = measure(run_dir)
     table = load_all(path)
-    table.update({(c.algo, c.task, c.kind): c for c in rows.values()})
+    table.update({(c.algo, c.task, c.kind, c.settings): c for c in rows.values()})
     save(table, path)
     return rows
 
@@ -383,5 +432,6 @@ def describe(cost: Cost) -> str:
     )
     return (
         f"{cost.algo:>8} {cost.task:<20} {cost.s_per_step * 1e3:.3g} ms/step, {per_eval}, "
-        f"{cost.overhead_s:.1f} s overhead ({cost.trials} trial(s), {cost.source}, {cost.kind})"
+        f"{cost.overhead_s:.1f} s overhead ({cost.trials} trial(s), {cost.source}, {cost.kind}, "
+        f"settings {cost.settings or '?'})"
     )

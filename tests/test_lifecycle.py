@@ -96,12 +96,48 @@ def test_costs_are_kept_per_machine_kind(tmp_path, monkeypatch):
     )
     assert len(costs.load_all(path)) == 5
     table = costs.load(path)
-    assert [table[(x, "t")].kind for x in "abc"] == ["AVX2", costs.REFERENCE_KIND, "NEON"]
-    assert costs.load(path, kind=costs.REFERENCE_KIND)[("a", "t")].s_per_step == 0.06
     specs = [TrialSpec(x, "t", 0, 500, eval_every=500, eval_episodes=0) for x in "abc"]
+    assert [costs.pick(s, table).kind for s in specs] == ["AVX2", costs.REFERENCE_KIND, "NEON"]
+    assert costs.pick(specs[0], costs.load(path, kind=costs.REFERENCE_KIND)).s_per_step == 0.06
     text = costs.format_plan(specs, slots=1, slots_note="", table=table)
     assert "1 trial(s) estimated from costs measured on AVX512+bf16 machines" in text
     assert "1 trial(s) estimated from costs measured on NEON machines (this one: AVX2" in text
+    assert "other settings" not in text
+
+
+def test_costs_are_kept_per_settings(tmp_path, monkeypatch):
+    """One pair keeps a row per configuration (suite entry and SET, not the bf16 switches): a
+    trial takes its own settings' row, of another kind if need be, then one of unrecorded
+    settings, then one of other settings, and the plan counts the last."""
+    path = tmp_path / "costs.csv"
+    monkeypatch.setattr(costs, "machine_kind", lambda: "AVX2")
+    quick, standard = {"horizon": 5}, {"horizon": 30, "model.bf16": True}
+    assert costs.settings_digest(standard) == costs.settings_digest({"horizon": 30})
+    assert costs.settings_digest(quick) != costs.settings_digest(standard)
+    q, st = costs.settings_digest(quick), costs.settings_digest(standard)
+    costs.save(
+        {
+            ("a", "t", "AVX2", q): _cost(s_per_step=0.01, kind="AVX2", settings=q),
+            ("a", "t", costs.REFERENCE_KIND, st): _cost(s_per_step=0.05, settings=st),
+            ("b", "t", "AVX2", q): _cost(algo="b", s_per_step=0.01, kind="AVX2", settings=q),
+            ("b", "t", "AVX2", ""): _cost(algo="b", s_per_step=0.02, kind="AVX2"),
+        },
+        path,
+    )
+    table = costs.load(path)
+    assert len(table[("a", "t")]) == 2
+
+    def spec(algo: str, overrides: dict) -> TrialSpec:
+        return TrialSpec(algo, "t", 0, 100, eval_episodes=0, overrides=overrides)
+
+    assert costs.pick(spec("a", quick), table).s_per_step == 0.01
+    assert costs.pick(spec("a", {**standard, "model.bf16": False}), table).s_per_step == 0.05
+    assert costs.pick(spec("b", standard), table).s_per_step == 0.02, "unrecorded before other"
+    assert costs.pick(spec("a", {"horizon": 15}), table).settings in (q, st)
+    text = costs.format_plan([spec("a", {"horizon": 15})], slots=1, slots_note="", table=table)
+    assert "1 trial(s) estimated from costs measured with other settings" in text
+    text = costs.format_plan([spec("a", standard)], slots=1, slots_note="", table=table)
+    assert "other settings" not in text and "on AVX512+bf16 machines" in text
 
 
 def test_dry_run_prints_plan_without_folder_or_ray(cli, tmp_path):
@@ -140,14 +176,17 @@ def test_costs_refresh_from_a_finished_run(tmp_path, monkeypatch, capsys):
     assert main(["costs", str(run_dir)]) == 0
     assert "updated 1 row(s)" in capsys.readouterr().out
     table = costs.load()
-    assert table[("sac", "hopper")].source == "kept", "rows of other pairs are kept"
-    row = table[("random", "pendulum")]
+    assert table[("sac", "hopper")][0].source == "kept", "rows of other pairs are kept"
+    spec = runmod.planned(run_dir)[0]
+    old, row = sorted(table[("random", "pendulum")], key=lambda c: c.settings)
+    assert old.source == "old" and not old.settings, "a row of other settings is kept"
+    assert costs.pick(spec, table) == row
     assert row.trials == 2 and row.source.startswith("measured@")
     assert row.kind == costs.machine_kind(), "the kind the run's meta.json records"
+    assert row.settings == costs.settings_digest(spec.overrides)
     assert row.eval_length == 200.0 and row.s_per_step > 0 and row.s_per_eval_step > 0
     # the estimate of the measured schedule reproduces the measured mean trial time
     trials = pd.read_csv(run_dir / "trials.csv")
-    spec = runmod.planned(run_dir)[0]
     assert costs.estimate(spec, table) == pytest.approx(trials.seconds.mean(), rel=1e-3)
     assert main(["costs", str(tmp_path / "nosuch")]) == 2
 
