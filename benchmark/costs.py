@@ -270,17 +270,15 @@ def format_plan(
     kind = machine_kind()
     for (algo, task, steps, every, eps, from_step, next_eval), group in groups.items():
         est = estimate(group[0], table, from_step=from_step, next_eval=next_eval)
-        if est is None:
+        cost = pick(group[0], table)  # the row ``est`` came from
+        if est is None or cost is None:
             unknown += len(group)
         else:
             estimates.extend([est] * len(group))
-            for s in group:
-                cost = pick(s, table)
-                assert cost is not None  # estimated
-                if cost.kind != kind:
-                    foreign[cost.kind] += 1
-                if cost.settings and cost.settings != settings_digest(s.overrides):
-                    other_settings += 1
+            if cost.kind != kind:
+                foreign[cost.kind] += len(group)
+            if cost.settings and cost.settings != settings_digest(group[0].overrides):
+                other_settings += len(group)
         row = [algo, task, _seed_list([s.seed for s in group]), str(steps), str(every), str(eps)]
         if resume:
             row.insert(4, f"step {from_step}" if from_step else "start")
