@@ -187,8 +187,11 @@ def estimate(
 ) -> float | None:
     """Estimated seconds for ``spec`` from env step ``from_step`` on (``None``: not measured)."""
     cost = pick(spec, table)
-    if cost is None:
-        return None
+    return None if cost is None else _seconds(spec, cost, from_step, next_eval)
+
+
+def _seconds(spec: TrialSpec, cost: Cost, from_step: int, next_eval: int) -> float | None:
+    """``estimate`` from the row already picked for ``spec``."""
     seconds = cost.overhead_s + (spec.total_steps - from_step) * cost.s_per_step
     if spec.eval_episodes > 0:
         if cost.s_per_eval_step is None or cost.eval_length is None:
@@ -269,8 +272,8 @@ def format_plan(
     other_settings = 0  # trials estimated from a row measured with other overrides
     kind = machine_kind()
     for (algo, task, steps, every, eps, from_step, next_eval), group in groups.items():
-        est = estimate(group[0], table, from_step=from_step, next_eval=next_eval)
-        cost = pick(group[0], table)  # the row ``est`` came from
+        cost = pick(group[0], table)
+        est = None if cost is None else _seconds(group[0], cost, from_step, next_eval)
         if est is None or cost is None:
             unknown += len(group)
         else:
