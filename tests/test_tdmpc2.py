@@ -79,6 +79,46 @@ def test_ensemble_dropout_uses_the_given_generator():
     assert not torch.equal(run(1), run(2))
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_subset_of_heads_equals_those_heads_of_the_full_ensemble(bf16):
+    """Planning and targets compute only the two drawn Q heads: the values are the full
+    ensemble's, in fp32 and under bf16 autocast. Equal to the last bit on the suite's shapes
+    (the tdmpc2 fingerprint checks that); on odd ones (here 37 rows of 11 outputs) the BLAS may
+    take another kernel path for a smaller batch of products, a last-bit difference."""
+    torch.manual_seed(0)
+    net = EnsembleNormedMLP(5, 9, [32, 32], 11, dropout=0.01).eval()
+    for p in net.parameters():
+        p.data.normal_(0.0, 0.3)
+    x = torch.randn(37, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for heads in ([3, 1], [0, 4], [2]):
+            idx = torch.tensor(heads)
+            sub, full = net(x, idx), net(x).index_select(0, idx)
+            torch.testing.assert_close(sub, full, rtol=1e-6, atol=1e-6)
+            assert sub.shape == (len(heads), 37, 11)
+    with pytest.raises(ValueError, match="dropout"):
+        net.train()(x, torch.tensor([0, 1]))
+
+
+def test_q_value_draws_the_same_heads_with_and_without_dropout():
+    """With dropout active ``q_value`` computes every head (the masks as the reference draws
+    them); without, only the two drawn: the same generator draws, the same value in eval mode."""
+    m = _model(num_q=5)
+    for p in m._Qs.parameters():
+        p.data.normal_(0.0, 0.3)
+    z, a = m.encode(torch.randn(6, 3)), torch.randn(6, 2)
+    m.generator.manual_seed(7)
+    sub = m.q_value(z, a, reduce="avg")
+    m.generator.manual_seed(7)
+    idx = torch.randperm(5, generator=m.generator)[:2]
+    full = m.twohot.decode(m.Q(z, a).index_select(0, idx)).unsqueeze(-1).mean(0)
+    torch.testing.assert_close(sub, full, rtol=1e-6, atol=1e-6)
+    m.train()
+    before = m.generator.get_state()
+    m.q_value(z, a, reduce="avg")  # every head's dropout mask drawn after the two indices
+    assert not torch.equal(m.generator.get_state(), before)
+
+
 def _model(episodic: bool = False, num_q: int = 2) -> WorldModel:
     shape = WorldModelShape(
         obs_dim=3, act_dim=2, enc_dim=16, mlp_dim=16, latent_dim=8, num_enc_layers=2,

@@ -30,11 +30,18 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[E, B, in]`` (or ``[B, in]``, broadcast to every member)."""
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``x``: ``[E, B, in]`` (or ``[B, in]``, broadcast to every member). ``members``: the
+        indices ``[M]`` of a subset of members to apply (``x`` then ``[M, B, in]`` or
+        ``[B, in]``), the others not computed: each member's product is its own matrix product
+        in the batch, so its values are the full ensemble's (to the last bit where the BLAS
+        takes the same kernel path for the smaller batch)."""
+        weight, bias = self.weight, self.bias
+        if members is not None:
+            weight, bias = weight.index_select(0, members), bias.index_select(0, members)
         if x.dim() == 2:
-            x = x.expand(self.members, *x.shape)
-        return torch.baddbmm(self.bias, x, self.weight)
+            x = x.expand(weight.shape[0], *x.shape)
+        return torch.baddbmm(bias, x, weight)
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in={self.in_features}, out={self.out_features}"
@@ -215,14 +222,27 @@ class EnsembleNormedMLP(nn.Module):
         mask = torch.rand(x.shape, generator=self.generator).to(x.device) < keep
         return x * mask / keep
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``members``: indices ``[M]`` of the heads to compute (``-> [M, B, out]``), the others
+        skipped; only where no dropout mask is drawn (eval mode or ``dropout`` 0), since a
+        subset's masks would consume the generator differently from the full ensemble's."""
+        drop = self.drops_out()
+        if members is not None and drop:
+            raise ValueError("a subset of heads with dropout active: call on every head")
         for i, layer in enumerate(self.hidden):
-            x = layer(x)
-            if i == 0 and self.dropout and self.training:
+            x = layer(x, members)
+            if i == 0 and drop:
                 x = self._drop(x)
             x = nn.functional.layer_norm(x, x.shape[-1:])
-            x = mish(x * self.ln_weight[i] + self.ln_bias[i])
-        return self.out(x)
+            w, b = self.ln_weight[i], self.ln_bias[i]
+            if members is not None:
+                w, b = w.index_select(0, members), b.index_select(0, members)
+            x = mish(x * w + b)
+        return self.out(x, members)
+
+    def drops_out(self) -> bool:
+        """Whether :meth:`forward` draws dropout masks now (training mode, ``dropout`` > 0)."""
+        return bool(self.dropout and self.training)
 
 
 def tdmpc2_init_(module: nn.Module) -> None:
