@@ -91,6 +91,11 @@ class MuZeroConfig(AlgoConfig):
     """Root noise concentration (cartpole.py: 0.25)."""
     root_exploration_fraction: UnitInterval = 0.25
     """Root noise weight (cartpole.py: 0.25)."""
+    eval_root_noise: bool = False
+    """Root Dirichlet noise in evaluation searches too (the action still the most visited).
+    muzero-general's test mode does so (``self_play.py``: ``MCTS.run(..., True)`` with
+    temperature 0: "the best action (no exploration)" with the noise on); False: the suite's
+    noiseless greedy evaluation, as every plugin's ``explore=False`` policy."""
     temperatures: tuple[NonNegativeFloat, ...] = (1.0, 0.5, 0.25)
     """Visit-count temperatures in training, switched at ``temperature_steps`` (cartpole.py
     ``visit_softmax_temperature_fn``: 1, 0.5, 0.25)."""
@@ -292,7 +297,8 @@ class MuZeroAgent(Algorithm):
             s, step = self.net.pack_root(s), self.net.recurrent_packed
         else:
             step = self.net.recurrent
-        res = search(step, s, logits, self.search_cfg, noise=explore, rng=self.ctx.np_rng)
+        noise = explore or self.cfg.eval_root_noise
+        res = search(step, s, logits, self.search_cfg, noise=noise, rng=self.ctx.np_rng)
         eps_greedy = explore and self.cfg.eps_greedy
         temp = self.temperature() if explore and not eps_greedy else 0.0
         a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])

@@ -128,6 +128,18 @@ def test_temperature_schedule_and_greedy_evaluation():
     assert policy.sum() == pytest.approx(1.0)
 
 
+def test_evaluation_root_noise_is_muzero_generals_test_mode_option():
+    """Off: an evaluation search draws nothing (the same action from the same generator state);
+    on: it draws the root noise from the trial's generator, and still keeps no targets."""
+    obs = np.linspace(-0.05, 0.05, 4).astype(np.float32)
+    for flag in (False, True):
+        agent = _agent(num_simulations=8, eval_root_noise=flag)
+        before = agent.ctx.np_rng.bit_generator.state
+        agent.act(obs, explore=False)
+        assert (agent.ctx.np_rng.bit_generator.state != before) is flag
+        assert agent._last is None
+
+
 def test_eps_greedy_decays_linearly_and_acts_on_the_most_visited_action():
     agent = _agent(num_simulations=8, eps_greedy=True, eps_decay_steps=100)
     assert agent.epsilon() == 1.0
