@@ -187,9 +187,11 @@ class WorldModel(nn.Module):
         with ``heads`` (indices ``[M]``), ``[M, ..., bins]`` of those heads only."""
         za = torch.cat([z, a], dim=-1)
         lead = za.shape[:-1]
-        net = self._target_Qs if target else self._Qs
-        out = net(za.reshape(-1, za.shape[-1]), heads)
+        out = self._q_net(target)(za.reshape(-1, za.shape[-1]), heads)
         return out.reshape(out.shape[0], *lead, -1)
+
+    def _q_net(self, target: bool) -> EnsembleNormedMLP:
+        return self._target_Qs if target else self._Qs
 
     def q_value(self, z: Tensor, a: Tensor, *, reduce: str, target: bool = False) -> Tensor:
         """``[..., 1]``: the ``min`` or ``avg`` of two Q heads drawn at random (all heads when
@@ -204,8 +206,7 @@ class WorldModel(nn.Module):
             logits = self.Q(z, a, target=target)
         else:
             idx = torch.randperm(n, generator=self.generator)[:2].to(z.device)
-            net = self._target_Qs if target else self._Qs
-            if net.drops_out():
+            if self._q_net(target).drops_out():
                 logits = self.Q(z, a, target=target).index_select(0, idx)
             else:
                 logits = self.Q(z, a, target=target, heads=idx)
