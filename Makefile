@@ -14,7 +14,7 @@ RUN ?=
 RESUME ?=
 ARGS ?=
 
-.PHONY: install benchmark costs plots list test test-fast test-learning test-learning-ci fingerprints lint format speed clean
+.PHONY: install benchmark costs plots evaluate list test test-fast test-learning test-learning-ci fingerprints lint format speed clean
 
 # a changed pyproject.toml rebuilds the venv from scratch: reinstalling a pinned package over
 # another version in place can break it (mujoco 4.0.0 -> 3.17.0 leaves `import mujoco` broken)
@@ -57,6 +57,13 @@ costs: $(STAMP)
 ## make plots RUN=a,b: merge runs into results/a+b/ (ARGS="--out NAME --allow-config-mismatch")
 plots: $(STAMP)
 	$(BIN)/python -m benchmark plots $(RUN) $(ARGS)
+
+## make evaluate TRIAL=results/<run>/trials/<algo>__<task>__s<seed>: the agent the finished trial
+##   saved (agent.pt), on 10 fresh episodes (ARGS="--episodes 20 --starts trial --explore
+##   --set muzero.eval_root_noise=true")
+evaluate: $(STAMP)
+	$(if $(TRIAL),,$(error make evaluate needs TRIAL=results/<run>/trials/<algo>__<task>__s<seed>))
+	$(BIN)/python -m benchmark evaluate $(TRIAL) $(ARGS)
 
 list: $(STAMP)
 	$(BIN)/python -m benchmark list

@@ -1,4 +1,5 @@
-"""Command line: ``python -m benchmark {run,plots,list,costs}`` (``make benchmark``: ``run``)."""
+"""Command line: ``python -m benchmark {run,plots,list,costs,evaluate}`` (``make benchmark``:
+``run``)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,57 @@ def _at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """``python -m benchmark evaluate``: reload a finished trial's agent and run episodes."""
+    import numpy as np
+
+    from benchmark.driver import _episode_seed, evaluate, load_agent
+    from benchmark.suites import SuiteError, parse_set
+
+    trial = Path(args.trial)
+    try:
+        sets = parse_set(args.set)
+        spec_algo = _trial_algo(trial)
+        other = sorted(set(sets) - {spec_algo})
+        if other:
+            raise ConfigError(
+                f"--set {other[0]}.*: this trial ran {spec_algo!r}; write {spec_algo}.KEY=VALUE"
+            )
+        algo, task, spec, step = load_agent(
+            trial, overrides=sets.get(spec_algo, {}), device=args.device
+        )
+    except (ConfigError, SuiteError, UnknownNameError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    stream = 1 if args.starts == "trial" else 2  # 0: training episodes, 1: the trial's evaluations
+    seeds = [_episode_seed(spec.seed, stream, k) for k in range(args.episodes)]
+    env = task.make_env()
+    returns: list[float] = []
+    try:
+        ev = evaluate(algo, env, task, seeds, explore=args.explore, returns_out=returns)
+    finally:
+        env.close()
+    policy = "training policy (explore=True)" if args.explore else "deterministic policy"
+    print(f"{spec.label} at env step {step}: {args.episodes} episode(s), {policy}, "
+          f"{args.starts} start states")  # fmt: skip
+    print("returns:", " ".join(f"{r:.1f}" for r in returns))
+    print(f"mean {ev.mean:.1f} +- {ev.std:.1f} (std over episodes), median "
+          f"{float(np.median(returns)):.1f}, mean length {ev.length:.1f}")  # fmt: skip
+    return 0
+
+
+def _trial_algo(trial: Path) -> str:
+    """The algorithm of the trial in ``trial`` (its ``spec.json``), or ``FileNotFoundError``."""
+    import json
+
+    spec = trial / "spec.json"
+    if not spec.exists():
+        raise FileNotFoundError(
+            f"{spec} does not exist: give a trial folder, results/<run>/trials/<algo>__<task>__s<seed>"
+        )
+    return str(json.loads(spec.read_text())["algo"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +188,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     co.add_argument("run", help="run id under results/ or a path")
     co.add_argument("--results", default="results")
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate the agent a finished trial saved (agent.pt) on more or other episodes",
+    )
+    ev.add_argument("trial", help="a trial folder: results/<run>/trials/<algo>__<task>__s<seed>")
+    ev.add_argument("--episodes", type=_at_least(1), default=10, help="episodes (default 10)")
+    ev.add_argument(
+        "--starts",
+        choices=["fresh", "trial"],
+        default="fresh",
+        help="fresh: start states the trial never saw (default); trial: the trial's own "
+        "evaluation start states (the first N; with the trial's settings its last evaluation "
+        "is reproduced)",
+    )
+    ev.add_argument(
+        "--explore",
+        action="store_true",
+        help="act with the training policy (exploration on) instead of the deterministic one: "
+        "a diagnostic, not the suite's evaluation protocol",
+    )
+    ev.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="ALGO.KEY=VALUE",
+        help="settings added to the trial's own, for ones that leave the networks' shapes alone "
+        "(muzero.eval_root_noise=true)",
+    )
+    ev.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.cmd == "evaluate":
+        return _evaluate(args)
 
     from benchmark import run as runmod
 

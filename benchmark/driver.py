@@ -44,7 +44,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -170,18 +170,30 @@ class Evaluation(NamedTuple):
     cut at the time limit, so it misses at most ``gamma^T`` times the value after it)."""
 
 
-def evaluate(algo: Algorithm, env: Any, task: TaskSpec, seeds: Iterable[int]) -> Evaluation:
+def evaluate(
+    algo: Algorithm,
+    env: Any,
+    task: TaskSpec,
+    seeds: Iterable[int],
+    *,
+    explore: bool = False,
+    returns_out: list[float] | None = None,
+) -> Evaluation:
     """The deterministic policy for one episode per seed: returns, lengths and, for an agent
-    with a value function, its prediction at each start state against the discounted return."""
+    with a value function, its prediction at each start state against the discounted return.
+
+    ``explore=True`` acts with the training policy instead (a diagnostic of
+    ``python -m benchmark evaluate --explore``; the transitions still go to ``observe_eval``, never
+    to the replay). ``returns_out``, when given, receives each episode's return."""
     returns, lengths, preds, discounted = [], [], [], []
     gamma = algo.value_discount
     for s in seeds:
         obs, info = env.reset(seed=s)
-        algo.reset(explore=False)
+        algo.reset(explore=explore)
         pred = algo.state_value(obs)
         total, disc, weight, n, done = 0.0, 0.0, 1.0, 0, False
         while not done:
-            action, sent = _env_action(task, algo.act(obs, explore=False, info=info))
+            action, sent = _env_action(task, algo.act(obs, explore=explore, info=info))
             prev = obs
             obs, reward, terminated, truncated, info = env.step(action)
             algo.observe_eval(
@@ -198,6 +210,8 @@ def evaluate(algo: Algorithm, env: Any, task: TaskSpec, seeds: Iterable[int]) ->
         if pred is not None and gamma is not None:
             preds.append(pred)
             discounted.append(disc)
+    if returns_out is not None:
+        returns_out.extend(returns)
     nan = float("nan")
     return Evaluation(
         float(np.mean(returns)),
@@ -391,10 +405,62 @@ def run_trial(
     finally:
         env.close()
         eval_env.close()
+    if trial_dir is not None:
+        save_agent(Path(trial_dir) / AGENT_FILE, algo, spec, step)
     if ckpt_path is not None:
         ckpt_path.unlink(missing_ok=True)
         ckpt_path.with_suffix(".json").unlink(missing_ok=True)
     return rows
+
+
+#: The agent a finished trial leaves in its folder (:func:`save_agent`, :func:`load_agent`).
+AGENT_FILE = "agent.pt"
+
+
+def save_agent(path: Path, algo: Algorithm, spec: TrialSpec, step: int) -> None:
+    """Write the agent's whole state (``algo.state_dict()``: networks, optimizers, replay) with
+    the trial's spec and env step, atomically."""
+    state = {"format": 1, "spec": asdict(spec), "step": step, "algo": algo.state_dict()}
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_agent(
+    trial_dir: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    device: str | None = None,
+) -> tuple[Algorithm, TaskSpec, TrialSpec, int]:
+    """The agent a finished trial saved, rebuilt from its spec: ``(algo, task, spec, step)``.
+
+    ``overrides`` are added to the trial's own (settings that leave the networks' shapes alone,
+    such as ``eval_root_noise``); ``device`` replaces the spec's. Raises ``FileNotFoundError``
+    naming the fix when the folder holds no saved agent, ``ConfigError`` on bad overrides."""
+    path = Path(trial_dir) / AGENT_FILE
+    if not path.exists():
+        running = (Path(trial_dir) / "checkpoint.pt").exists()
+        why = (
+            "the trial has not finished (it saves its agent when it does; RESUME= its run)"
+            if running
+            else "a trial saves its agent when it finishes (trials that finished before the "
+            "suite did so have none); rerun the trial to get one"
+        )
+        raise FileNotFoundError(f"{path} does not exist: {why}")
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    saved = dict(state["spec"])
+    saved["overrides"] = {**saved.get("overrides", {}), **dict(overrides or {})}
+    if device is not None:
+        saved["device"] = device
+    spec = TrialSpec(**saved)
+    cls, task, config = resolve(spec)
+    dev = _device(spec.device)
+    if dev.type != "cpu":
+        state = torch.load(path, weights_only=False, map_location=dev)
+    ctx = RunContext.from_seed(spec.seed, device=dev, total_steps=spec.total_steps)
+    algo = cls(task, config, ctx)
+    algo.load_state_dict(state["algo"])
+    return algo, task, spec, int(state["step"])
 
 
 def eval_curve(rows: Iterable[Row], metric: str = "eval_return") -> list[tuple[int, float]]:

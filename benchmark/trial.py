@@ -7,7 +7,10 @@
   "node": {"host": ..., "ip": ..., "ray_node_id": ...}}`` (``running`` left behind by a process
   that was killed reads as interrupted once the run is over; ``node``: where the trial last ran);
 - ``checkpoint.pt``: the driver's resume point while the trial runs (deleted when it finishes), and
-  ``checkpoint.json``: its env step, episode and next evaluation, readable without torch.
+  ``checkpoint.json``: its env step, episode and next evaluation, readable without torch;
+- ``agent.pt``: the agent as the trial finished (its whole ``state_dict``, with the spec), for
+  ``python -m benchmark evaluate`` (:func:`benchmark.driver.load_agent`). Like the checkpoint it
+  stays out of git (``results/*/trials/``).
 
 :func:`execute` is what every worker runs (Ray or not); it never lets an exception escape
 unrecorded, and prints one progress line per trial at every evaluation and at least every

@@ -137,3 +137,52 @@ def test_evaluation_steps_reach_observe_eval_and_training_steps_do_not(monkeypat
     first = seen["eval"][:200]
     assert all(np.array_equal(a.next_obs, b.obs) for a, b in itertools.pairwise(first))
     assert first[-1].truncated and not any(t.truncated for t in first[:-1])
+
+
+@pytest.mark.parametrize("algo", ["sac", "dqn", "muzero"])
+def test_a_finished_trial_saves_its_agent_and_reloading_it_reproduces_the_last_evaluation(
+    algo, tmp_path
+):
+    """``agent.pt`` replaces the checkpoint when the trial finishes; :func:`load_agent` rebuilds
+    the agent from it, and its deterministic policy on the trial's own evaluation start states
+    returns exactly the last evaluation (these plugins' evaluation draws no random numbers)."""
+    from benchmark.driver import AGENT_FILE, _episode_seed, evaluate, load_agent
+
+    spec = smoke_spec(algo)
+    rows = run_trial(spec, trial_dir=tmp_path)
+    assert (tmp_path / AGENT_FILE).exists() and not (tmp_path / "checkpoint.pt").exists()
+    loaded, task, spec2, step = load_agent(tmp_path)
+    assert spec2 == spec and step == spec.total_steps
+    seeds = [_episode_seed(spec.seed, 1, k) for k in range(spec.eval_episodes)]
+    env = task.make_env()
+    assert evaluate(loaded, env, task, seeds).mean == eval_curve(rows)[-1][1]
+
+
+def test_evaluate_command(tmp_path, capsys):
+    """``python -m benchmark evaluate``: a saved agent on fresh start states, with a setting
+    added; a folder without an agent, or a setting of another algorithm, is one line and
+    status 2."""
+    from benchmark.__main__ import main
+    from benchmark.trial import execute
+
+    spec = smoke_spec("muzero")
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "spec.json does not exist" in capsys.readouterr().err
+    execute(spec, tmp_path / "t")
+    assert main(["evaluate", str(tmp_path / "t"), "--set", "sac.lr=0.1"]) == 2
+    assert "write muzero.KEY=VALUE" in capsys.readouterr().err
+    argv = [
+        "evaluate",
+        str(tmp_path / "t"),
+        "--episodes",
+        "2",
+        "--set",
+        "muzero.eval_root_noise=true",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "muzero|cartpole|s0 at env step" in out and "2 episode(s)" in out
+    assert len(out.splitlines()[1].split()) == 3  # "returns:" and two returns
+    (tmp_path / "t" / "agent.pt").unlink()
+    assert main(["evaluate", str(tmp_path / "t")]) == 2
+    assert "agent.pt does not exist" in capsys.readouterr().err
