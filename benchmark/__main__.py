@@ -71,18 +71,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 2
     stream = 1 if args.starts == "trial" else 2  # 0: training episodes, 1: the trial's evaluations
     seeds = [_episode_seed(spec.seed, stream, k) for k in range(args.episodes)]
-    env = task.make_env()
-    returns: list[float] = []
-    try:
-        ev = evaluate(algo, env, task, seeds, explore=args.explore, returns_out=returns)
-    finally:
-        env.close()
     policy = "training policy (explore=True)" if args.explore else "deterministic policy"
     print(f"{spec.label} at env step {step}: {args.episodes} episode(s), {policy}, "
-          f"{args.starts} start states")  # fmt: skip
+          f"{args.starts} start states", flush=True)  # fmt: skip
+    env = task.make_env()
+    returns, lengths = [], []
+    try:
+        for k, s in enumerate(seeds):  # one at a time, so a slow planner shows its progress
+            ev = evaluate(algo, env, task, [s], explore=args.explore)
+            returns.append(ev.mean)
+            lengths.append(ev.length)
+            print(f"episode {k}: return {ev.mean:.1f}, length {ev.length:.0f}", flush=True)
+    finally:
+        env.close()
     print("returns:", " ".join(f"{r:.1f}" for r in returns))
-    print(f"mean {ev.mean:.1f} +- {ev.std:.1f} (std over episodes), median "
-          f"{float(np.median(returns)):.1f}, mean length {ev.length:.1f}")  # fmt: skip
+    print(f"mean {np.mean(returns):.1f} +- {np.std(returns):.1f} (std over episodes), median "
+          f"{float(np.median(returns)):.1f}, mean length {np.mean(lengths):.1f}")  # fmt: skip
     return 0
 
 

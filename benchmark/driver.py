@@ -177,14 +177,13 @@ def evaluate(
     seeds: Iterable[int],
     *,
     explore: bool = False,
-    returns_out: list[float] | None = None,
 ) -> Evaluation:
     """The deterministic policy for one episode per seed: returns, lengths and, for an agent
     with a value function, its prediction at each start state against the discounted return.
 
     ``explore=True`` acts with the training policy instead (a diagnostic of
     ``python -m benchmark evaluate --explore``; the transitions still go to ``observe_eval``, never
-    to the replay). ``returns_out``, when given, receives each episode's return."""
+    to the replay)."""
     returns, lengths, preds, discounted = [], [], [], []
     gamma = algo.value_discount
     for s in seeds:
@@ -210,8 +209,6 @@ def evaluate(
         if pred is not None and gamma is not None:
             preds.append(pred)
             discounted.append(disc)
-    if returns_out is not None:
-        returns_out.extend(returns)
     nan = float("nan")
     return Evaluation(
         float(np.mean(returns)),

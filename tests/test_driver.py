@@ -182,7 +182,9 @@ def test_evaluate_command(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "muzero|cartpole|s0 at env step" in out and "2 episode(s)" in out
-    assert len(out.splitlines()[1].split()) == 3  # "returns:" and two returns
+    lines = out.splitlines()
+    assert lines[1].startswith("episode 0: return") and lines[2].startswith("episode 1: return")
+    assert len(lines[3].split()) == 3  # "returns:" and the two returns
     (tmp_path / "t" / "agent.pt").unlink()
     assert main(["evaluate", str(tmp_path / "t")]) == 2
     assert "agent.pt does not exist" in capsys.readouterr().err
