@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from algorithms import AlgoConfig, Algorithm, RunContext, Transition, get_algorithm
-from algorithms.api import apply_overrides
+from algorithms.api import ConfigError, apply_overrides
 from envs import TASKS, TaskSpec
 
 log = logging.getLogger("mbrl_bench.driver")
@@ -456,7 +456,15 @@ def load_agent(
         state = torch.load(path, weights_only=False, map_location=dev)
     ctx = RunContext.from_seed(spec.seed, device=dev, total_steps=spec.total_steps)
     algo = cls(task, config, ctx)
-    algo.load_state_dict(state["algo"])
+    try:
+        algo.load_state_dict(state["algo"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        if not overrides:
+            raise
+        raise ConfigError(
+            f"{path}: the saved agent does not fit the added settings {dict(overrides)} "
+            f"({type(e).__name__}); add only settings that leave the networks' shapes alone"
+        ) from e
     return algo, task, spec, int(state["step"])
 
 

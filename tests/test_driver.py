@@ -185,6 +185,8 @@ def test_evaluate_command(tmp_path, capsys):
     lines = out.splitlines()
     assert lines[1].startswith("episode 0: return") and lines[2].startswith("episode 1: return")
     assert len(lines[3].split()) == 3  # "returns:" and the two returns
+    assert main(["evaluate", str(tmp_path / "t"), "--set", "muzero.encoding=16"]) == 2
+    assert "does not fit the added settings {'encoding': 16}" in capsys.readouterr().err
     (tmp_path / "t" / "agent.pt").unlink()
     assert main(["evaluate", str(tmp_path / "t")]) == 2
     assert "agent.pt does not exist" in capsys.readouterr().err
