@@ -7,7 +7,11 @@ unfinished ones continue from their own ``checkpoint.pt``, so no Tune experiment
 
 Ctrl-C: Tune's own SIGINT handler (which ends with "Resume experiment with: Tuner.restore(...)",
 not how this suite resumes) is disabled; the ``KeyboardInterrupt`` reaches ``benchmark.run``, which
-reports the interruption after Ray is shut down here.
+reports the interruption after Ray is shut down here. A terminal's Ctrl-C reaches the whole process
+group, Ray's workers too; they ignore it (:func:`ignore_sigint`, Ray's
+``worker_process_setup_hook``), since a ``KeyboardInterrupt`` raised wherever a worker's main
+thread happens to be (a weakref callback, Ray's own loop) only printed a stray traceback: the
+driver's shutdown stops them, and their trials' last checkpoints stand.
 
 kill -9 of the driver: local Ray's agents (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) and
 idle workers outlive it, reparented to PID 1. Every local Ray process started for a run is listed
@@ -272,6 +276,17 @@ def stop_leftover_ray(results: Path) -> int:
     return stopped
 
 
+def ignore_sigint() -> None:
+    """Ray worker setup: Ctrl-C is the driver's to handle (module docstring)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+WORKER_ENV = {"worker_process_setup_hook": "benchmark.tune_adapter.ignore_sigint"}
+"""``runtime_env`` of every run's Ray job, local or on a cluster."""
+
+
 def run_with_ray(
     specs: Sequence[TrialSpec],
     run_dir: Path,
@@ -300,12 +315,16 @@ def run_with_ray(
     if started:
         if address:
             check_reachable(address)
-            ray.init(address=address, log_to_driver=True)
+            ray.init(address=address, log_to_driver=True, runtime_env=WORKER_ENV)
             n = check_shared_results(run_dir)
             print(f"Ray cluster {address}: {n} node(s), each sees {run_dir.resolve()}", flush=True)
         else:  # "local": start one, never join a cluster a `ray start` left in /tmp/ray
             ray.init(
-                address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=True
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                log_to_driver=True,
+                runtime_env=WORKER_ENV,
             )
             record_ray_processes(run_dir)
 

@@ -386,6 +386,27 @@ def test_ray_ctrl_c_then_kill_9_then_resume(cli, spawn_cli, tmp_path):
     assert (run_dir / "summary.md").exists()
 
 
+def test_ray_workers_ignore_ctrl_c(python, cli_env):
+    """A terminal's Ctrl-C reaches Ray's workers too; with the run's ``runtime_env`` they ignore it
+    (the driver shuts them down), so no worker prints a stray ``KeyboardInterrupt`` traceback."""
+    code = (
+        "import os, signal, ray; from benchmark.tune_adapter import WORKER_ENV\n"
+        "ray.init(address='local', num_cpus=1, include_dashboard=False, runtime_env=WORKER_ENV)\n"
+        "f = ray.remote(lambda: (os.getpid(), signal.getsignal(signal.SIGINT) == signal.SIG_IGN))\n"
+        "pid, ignored = ray.get(f.remote())\n"
+        "os.kill(pid, signal.SIGINT)\n"
+        "assert ray.get(f.remote()) == (pid, True), 'the worker did not survive Ctrl-C'\n"
+        "print('ignored', ignored)\n"
+        "ray.shutdown()\n"
+    )
+    res = subprocess.run(
+        [python, "-c", code], env=cli_env, capture_output=True, text=True, timeout=180
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ignored True" in res.stdout
+    assert "Traceback" not in res.stderr and "KeyboardInterrupt" not in res.stderr, res.stderr
+
+
 def test_make_benchmark_prints_the_scripts_exit_status(python, tmp_path):
     """GNU make exits 2 for any failing recipe: the recipe says what the script's status meant."""
     venv = Path(python).absolute().parent.parent  # not resolved: the venv, not the base python
