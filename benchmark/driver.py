@@ -432,7 +432,8 @@ def load_agent(
     """The agent a finished trial saved, rebuilt from its spec: ``(algo, task, spec, step)``.
 
     ``overrides`` are added to the trial's own (settings that leave the networks' shapes alone,
-    such as ``eval_root_noise``); ``device`` replaces the spec's. Raises ``FileNotFoundError``
+    such as ``eval_root_noise``); ``device`` replaces the spec's. Sets torch's threads to the
+    trial's ``threads``, as :func:`run_trial` does. Raises ``FileNotFoundError``
     naming the fix when the folder holds no saved agent, ``ConfigError`` on bad overrides."""
     path = Path(trial_dir) / AGENT_FILE
     if not path.exists():
@@ -451,6 +452,8 @@ def load_agent(
         saved["device"] = device
     spec = TrialSpec(**saved)
     cls, task, config = resolve(spec)
+    if spec.threads:  # as the trial ran (torch's default oversubscribes a core shared with trials)
+        torch.set_num_threads(spec.threads)
     dev = _device(spec.device)
     if dev.type != "cpu":
         state = torch.load(path, weights_only=False, map_location=dev)

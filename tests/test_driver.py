@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from smoke import load_fingerprint, rows_here, run_to_eval_at_200, smoke_spec, values
 
 from benchmark.driver import TrialSpec, eval_curve, resolve, run_trial
@@ -151,7 +152,13 @@ def test_a_finished_trial_saves_its_agent_and_reloading_it_reproduces_the_last_e
     spec = smoke_spec(algo)
     rows = run_trial(spec, trial_dir=tmp_path)
     assert (tmp_path / AGENT_FILE).exists() and not (tmp_path / "checkpoint.pt").exists()
-    loaded, task, spec2, step = load_agent(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(spec.threads + 1)
+    try:
+        loaded, task, spec2, step = load_agent(tmp_path)
+        assert torch.get_num_threads() == spec.threads, "the trial's threads, as it ran"
+    finally:
+        torch.set_num_threads(threads)
     assert spec2 == spec and step == spec.total_steps
     seeds = [_episode_seed(spec.seed, 1, k) for k in range(spec.eval_episodes)]
     env = task.make_env()
