@@ -239,8 +239,7 @@ def run_trial(
     ``start_step`` and ``start_time`` (where and when this process started or resumed).
     """
     cls, task, config = resolve(spec)
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
+    _set_threads(spec)
     torch.manual_seed(spec.seed)  # module initialisation; all sampling uses the ctx generators
     ctx = RunContext.from_seed(spec.seed, device=_device(spec.device), total_steps=spec.total_steps)
     algo = cls(task, config, ctx)
@@ -423,6 +422,12 @@ def save_agent(path: Path, algo: Algorithm, spec: TrialSpec, step: int) -> None:
     os.replace(tmp, path)
 
 
+def _set_threads(spec: TrialSpec) -> None:
+    """torch's intra-op threads for a trial's process (``spec.threads``; None leaves the default)."""
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+
+
 def load_agent(
     trial_dir: str | Path,
     *,
@@ -452,8 +457,7 @@ def load_agent(
         saved["device"] = device
     spec = TrialSpec(**saved)
     cls, task, config = resolve(spec)
-    if spec.threads:  # as the trial ran (torch's default oversubscribes a core shared with trials)
-        torch.set_num_threads(spec.threads)
+    _set_threads(spec)  # as the trial ran (torch's default oversubscribes a shared core)
     dev = _device(spec.device)
     if dev.type != "cpu":
         state = torch.load(path, weights_only=False, map_location=dev)

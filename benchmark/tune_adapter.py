@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -278,8 +279,6 @@ def stop_leftover_ray(results: Path) -> int:
 
 def ignore_sigint() -> None:
     """Ray worker setup: Ctrl-C is the driver's to handle (module docstring)."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
