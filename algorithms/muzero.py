@@ -9,7 +9,8 @@ value-equivalent, never asked to reconstruct an observation. Per env step:
    ``f``, ``num_simulations``, root Dirichlet noise in training); the action is drawn from the
    root's visit counts at the schedule's temperature (greedy in evaluation; ``eps_greedy``:
    LightZero's epsilon-greedy over the most visited action instead). The visit distribution and
-   the root value are stored with the step;
+   the root value are stored with the step (``gumbel``: Gumbel MuZero's search, its Sequential
+   Halving action and completed-Q policy target instead);
 2. **learn**, once the first episode has ended: ``train_ratio`` gradient steps per env step on
    ``batch_size`` positions drawn by prioritized replay (``P(i) ~ p_i^alpha``, importance weights
    normalised by their maximum). From each position ``t`` the model is unrolled ``K =
@@ -102,6 +103,19 @@ class MuZeroConfig(AlgoConfig):
     temperature_steps: tuple[NonNegativeInt, ...] = (5000, 7500)
     """Training steps at which the next temperature starts (cartpole.py: 50% and 75% of its
     10k ``training_steps``)."""
+    gumbel: bool = False
+    """Gumbel MuZero (Danihelka et al. 2022, ICLR; DeepMind's mctx ``gumbel_muzero_policy``):
+    Sequential Halving over Gumbel-sampled root actions, the deterministic interior selection,
+    the action it picks (Gumbel draws in training, none in evaluation) and the policy target
+    ``softmax(logits + sigma(completed Q))`` instead of the visit distribution
+    (:mod:`algorithms.planners.mcts`); no Dirichlet noise and no temperature schedule.
+    ``eps_greedy`` still replaces that action in training when on. False: the paper's pUCT."""
+    gumbel_max_considered: PositiveInt = 16
+    """Gumbel: root actions sampled (mctx ``max_num_considered_actions``: 16; at most ``A``)."""
+    gumbel_c_visit: PositiveFloat = 50.0
+    """Gumbel: ``c_visit`` of ``sigma`` (the paper's eq. 8 and mctx ``maxvisit_init``: 50)."""
+    gumbel_c_scale: PositiveFloat = 0.1
+    """Gumbel: ``c_scale`` of ``sigma`` (the paper and mctx ``value_scale``: 0.1)."""
     eps_greedy: bool = False
     """LightZero's ``eps_greedy_exploration_in_collect`` (``lzero/policy/muzero.py``: off by
     default): in training, act on the most visited action, replaced with probability ``eps`` by
@@ -250,7 +264,8 @@ class MuZeroAgent(Algorithm):
         self.optim = torch.optim.Adam(self.net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         self.search_cfg = MCTSConfig(
             c.num_simulations, c.discount, c.pb_c_base, c.pb_c_init, c.root_dirichlet_alpha,
-            c.root_exploration_fraction,
+            c.root_exploration_fraction, c.gumbel, c.gumbel_max_considered, c.gumbel_c_visit,
+            c.gumbel_c_scale,
         )  # fmt: skip
         extras = {"policy": (task.act_dim,), "root_value": ()}
         self.replay = SequenceReplay.for_trial(
@@ -292,21 +307,31 @@ class MuZeroAgent(Algorithm):
         for the step's :meth:`observe`."""
         with torch.no_grad():
             s = self.net.represent(self._obs(obs))
-            logits, _ = self.net.predict(s)
+            logits, v_logits = self.net.predict(s)
+            root_v = self.net.value(v_logits) if self.cfg.gumbel else None
         if self.cfg.value_prefix:  # the node state carries the LSTM state, prefix and depth
             s, step = self.net.pack_root(s), self.net.recurrent_packed
         else:
             step = self.net.recurrent
         noise = explore or self.cfg.eval_root_noise
-        res = search(step, s, logits, self.search_cfg, noise=noise, rng=self.ctx.np_rng)
+        res = search(
+            step, s, logits, self.search_cfg, noise=noise, rng=self.ctx.np_rng, root_value=root_v
+        )
         eps_greedy = explore and self.cfg.eps_greedy
-        temp = self.temperature() if explore and not eps_greedy else 0.0
-        a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])
+        if res.action is not None:  # Gumbel: Sequential Halving's pick
+            a = int(res.action[0])
+        else:
+            temp = self.temperature() if explore and not eps_greedy else 0.0
+            a = int(select_action(res.visit_counts, temp, self.ctx.np_rng)[0])
         if eps_greedy:
             a = self._eps_action(a)
         if explore:
-            counts = res.visit_counts[0].numpy()
-            self._last = (counts / counts.sum(), float(res.root_value[0]))
+            if res.policy is not None:
+                target = res.policy[0].numpy()
+            else:
+                counts = res.visit_counts[0].numpy()
+                target = counts / counts.sum()
+            self._last = (target, float(res.root_value[0]))
         return a
 
     def _eps_action(self, greedy: int) -> int:

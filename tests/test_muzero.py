@@ -11,6 +11,7 @@ from algorithms import RunContext
 from algorithms.api import ConfigError, Transition, apply_overrides
 from algorithms.models.twohot import TwoHot, muzero_h, muzero_h_inv
 from algorithms.muzero import MuZeroAgent, MuZeroConfig
+from algorithms.planners.mcts import search
 from benchmark.driver import TrialSpec, eval_curve, run_trial
 from envs import TASKS
 
@@ -138,6 +139,35 @@ def test_evaluation_root_noise_is_muzero_generals_test_mode_option():
         agent.act(obs, explore=False)
         assert (agent.ctx.np_rng.bit_generator.state != before) is flag
         assert agent._last is None
+
+
+def test_gumbel_acts_on_sequential_halvings_pick_and_stores_the_completed_q_target():
+    """``gumbel``: the stored target is the search's ``softmax(logits + sigma(q))``, not the
+    visit distribution; training draws Gumbel variables from the trial's generator and acts on
+    their pick, evaluation draws nothing and acts on the ``g = 0`` pick."""
+    obs = np.linspace(-0.05, 0.05, 4).astype(np.float32)
+    agent = _agent(num_simulations=8, gumbel=True)
+    rng = agent.ctx.np_rng
+    state = rng.bit_generator.state
+    a = agent.act(obs, explore=False)
+    assert rng.bit_generator.state == state and agent._last is None
+    with torch.no_grad():
+        s = agent.net.represent(agent._obs(obs))
+        logits, v = agent.net.predict(s)
+    greedy = search(agent.net.recurrent, s, logits, agent.search_cfg,
+                    root_value=agent.net.value(v))  # fmt: skip
+    assert a == int(greedy.action[0])
+    a = agent.act(obs, explore=True)
+    assert rng.bit_generator.state != state
+    rng.bit_generator.state = state
+    noisy = search(agent.net.recurrent, s, logits, agent.search_cfg, noise=True, rng=rng,
+                   root_value=agent.net.value(v))  # fmt: skip
+    assert a == int(noisy.action[0])
+    policy, root_value = agent._last
+    np.testing.assert_allclose(policy, noisy.policy[0].numpy())
+    assert root_value == pytest.approx(float(noisy.root_value[0]))
+    counts = noisy.visit_counts[0].numpy()
+    assert not np.allclose(policy, counts / counts.sum())
 
 
 def test_eps_greedy_decays_linearly_and_acts_on_the_most_visited_action():

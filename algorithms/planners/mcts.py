@@ -27,6 +27,27 @@ One simulation (muzero-general ``self_play.py`` ``MCTS.run``, single player):
 Ties in the argmax go to the lowest action index (muzero-general breaks them at random); the root
 gets Dirichlet noise in training (``noise=True``).
 
+**Gumbel MuZero** (``MCTSConfig.gumbel``; Danihelka et al. 2022, "Policy improvement by planning
+with Gumbel", ICLR; DeepMind's mctx ``gumbel_muzero_policy``) changes only the selection and what
+the search returns, over the same arrays and backup:
+
+- the root samples ``m = min(max_considered, A)`` actions without replacement by Gumbel-top-k
+  (``g ~ Gumbel(0, 1)`` in training, ``g = 0`` otherwise) and shares the simulations among them
+  by Sequential Halving: simulation ``k`` descends into the action with visit count
+  ``considered[k]`` of highest ``g(a) + logits(a) + sigma(q(a))`` (paper eq. 8; mctx
+  ``seq_halving.py``'s visit sequence);
+- below the root, the deterministic rule of the paper's section 5:
+  ``argmax_a pi'(a) - N(a) / (1 + sum_b N(b))`` with ``pi' = softmax(logits + sigma(q))``;
+- ``q`` is the *completed* Q of the node: ``r + discount V(child)`` for visited actions, the mixed
+  value ``(v_net + sum N * sum_visited pi q / sum_visited pi) / (1 + sum N)`` for the others
+  (paper appendix D), rescaled to [0, 1] over the node's actions, and
+  ``sigma(q) = (c_visit + max_b N(b)) c_scale q``;
+- it returns the action (the most visited of highest ``g + logits + sigma(q)``) and the policy
+  target ``softmax(logits + sigma(q))`` at the root, which improves on the prior for any number of
+  simulations, where the visit counts follow the prior when Q differs little.
+
+No Dirichlet noise: the Gumbel draw is the exploration at the root.
+
 Selection and backup are compiled loops (numba: :func:`_select`, :func:`_backup`) over the
 tree's NumPy arrays, between two batched model calls; vectorised NumPy ops cost ~50 us per tree
 level on these small arrays and made a 50-simulation search 5x slower (``benchmark/perf/mcts.py``).
@@ -66,6 +87,15 @@ class MCTSConfig:
     """Root noise concentration (cartpole.py: 0.25)."""
     exploration_fraction: float = 0.25
     """Weight of the root noise in the root prior (cartpole.py: 0.25)."""
+    gumbel: bool = False
+    """Gumbel MuZero's root (Sequential Halving) and interior selection and its completed-Q policy
+    target (module docstring); False: pUCT, the paper's search."""
+    max_considered: int = 16
+    """Gumbel: actions sampled at the root (mctx ``max_num_considered_actions``: 16)."""
+    c_visit: float = 50.0
+    """Gumbel: ``c_visit`` of ``sigma`` (paper eq. 8 and mctx ``maxvisit_init``: 50)."""
+    c_scale: float = 0.1
+    """Gumbel: ``c_scale`` of ``sigma`` (paper and mctx ``value_scale``: 0.1)."""
 
 
 class SearchResult(NamedTuple):
@@ -77,6 +107,12 @@ class SearchResult(NamedTuple):
     """``[B]`` mean backed-up value at the root (the value target's bootstrap)."""
     root_prior: Tensor
     """``[B, A]`` the root prior the search used (noise included)."""
+    policy: Tensor | None = None
+    """Gumbel: ``[B, A]`` the policy target ``softmax(logits + sigma(completed q))`` at the root;
+    None for pUCT (its target: the normalised visit counts)."""
+    action: Tensor | None = None
+    """Gumbel: ``[B]`` the action Sequential Halving chose; None for pUCT (see
+    :func:`select_action`)."""
 
 
 @njit(cache=True)
@@ -129,6 +165,120 @@ def _backup(
             cur = p
 
 
+_TINY = np.finfo(np.float64).tiny
+
+
+@njit(cache=True)
+def _sigma_q(i, cur, logp, edge_visits, edge_q, raw_value, c_visit, c_scale, out):
+    """``sigma(completed q)`` of node ``cur`` of tree ``i`` into ``out [A]`` (Gumbel MuZero's
+    appendix D mixed value for the unvisited actions, min-max rescaled over the node's actions)."""
+    a = out.shape[0]
+    n_sum, n_max, p_sum, pq = 0.0, 0.0, 0.0, 0.0
+    for j in range(a):
+        nv = edge_visits[i, cur, j]
+        n_sum += nv
+        n_max = max(n_max, nv)
+        if nv > 0:
+            p = max(math.exp(logp[i, cur, j]), _TINY)
+            p_sum += p
+            pq += p * edge_q[i, cur, j]
+    v_mix = raw_value[i, cur]
+    if n_sum > 0:
+        v_mix = (v_mix + n_sum * pq / p_sum) / (n_sum + 1.0)
+    lo, hi = math.inf, -math.inf
+    for j in range(a):
+        q = edge_q[i, cur, j] if edge_visits[i, cur, j] > 0 else v_mix
+        out[j] = q
+        lo, hi = min(lo, q), max(hi, q)
+    scale = (c_visit + n_max) * c_scale / max(hi - lo, 1e-8)
+    for j in range(a):
+        out[j] = (out[j] - lo) * scale
+
+
+@njit(cache=True)
+def _root_pick(i, target, gumbel, logp, edge_visits, sigma):
+    """Sequential Halving's choice at tree ``i``'s root: among the actions visited ``target``
+    times, the highest ``g + logits + sigma(q)`` (mctx ``score_considered``; lowest index on ties,
+    action 0 if none has that count)."""
+    a = sigma.shape[0]
+    top = -math.inf
+    for j in range(a):
+        top = max(top, logp[i, 0, j])
+    best, best_score = 0, -math.inf
+    for j in range(a):
+        if edge_visits[i, 0, j] == target:
+            score = max(-1e9, gumbel[i, j] + logp[i, 0, j] - top + sigma[j])
+            if score > best_score:
+                best, best_score = j, score
+    return best
+
+
+@njit(cache=True)
+def _select_gumbel(
+    logp, children, edge_visits, edge_q, raw_value, gumbel, considered, c_visit, c_scale, node, act
+):
+    """Each tree's descent by Gumbel MuZero's rules (module docstring) to an unexpanded edge."""
+    b, _, a = children.shape
+    sigma = np.empty(a)
+    for i in range(b):
+        cur = 0
+        while True:
+            _sigma_q(i, cur, logp, edge_visits, edge_q, raw_value, c_visit, c_scale, sigma)
+            if cur == 0:
+                done = 0.0
+                for j in range(a):
+                    done += edge_visits[i, 0, j]
+                best = _root_pick(i, considered[int(done)], gumbel, logp, edge_visits, sigma)
+            else:
+                n_sum, top = 0.0, -math.inf
+                for j in range(a):
+                    n_sum += edge_visits[i, cur, j]
+                    top = max(top, logp[i, cur, j] + sigma[j])
+                z = 0.0
+                for j in range(a):
+                    z += math.exp(logp[i, cur, j] + sigma[j] - top)
+                best, best_score = 0, -math.inf
+                for j in range(a):
+                    p = math.exp(logp[i, cur, j] + sigma[j] - top) / z
+                    score = p - edge_visits[i, cur, j] / (1.0 + n_sum)
+                    if score > best_score:
+                        best, best_score = j, score
+            nxt = children[i, cur, best]
+            if nxt < 0:
+                node[i], act[i] = cur, best
+                break
+            cur = nxt
+
+
+@njit(cache=True)
+def _gumbel_root(logp, edge_visits, edge_q, raw_value, gumbel, c_visit, c_scale, sigma, chosen):
+    """After the search, each tree's root ``sigma(completed q)`` into ``sigma [B, A]`` and its
+    action into ``chosen [B]``: the most visited of highest ``g + logits + sigma(q)``."""
+    for i in range(sigma.shape[0]):
+        _sigma_q(i, 0, logp, edge_visits, edge_q, raw_value, c_visit, c_scale, sigma[i])
+        most = 0.0
+        for j in range(sigma.shape[1]):
+            most = max(most, edge_visits[i, 0, j])
+        chosen[i] = _root_pick(i, most, gumbel, logp, edge_visits, sigma[i])
+
+
+def considered_visits(max_considered: int, num_simulations: int) -> tuple[int, ...]:
+    """Sequential Halving's schedule: the root visit count each simulation picks among (mctx
+    ``get_sequence_of_considered_visits``): ``m`` actions get ``max(1, S / (ceil(log2 m) m))``
+    visits each per round, then half of them (at least 2) the next round, until ``S``."""
+    if max_considered <= 1:
+        return tuple(range(num_simulations))
+    rounds = math.ceil(math.log2(max_considered))
+    seq: list[int] = []
+    visits, m = [0] * max_considered, max_considered
+    while len(seq) < num_simulations:
+        for _ in range(max(1, num_simulations // (rounds * m))):
+            seq.extend(visits[:m])
+            visits[:m] = [v + 1 for v in visits[:m]]
+        m = max(2, m // 2)
+    return tuple(seq[:num_simulations])
+
+
 def search(
     recurrent: RecurrentFn,
     root_hidden: Tensor,
@@ -137,6 +287,7 @@ def search(
     *,
     noise: bool = False,
     rng: np.random.Generator | None = None,
+    root_value: Tensor | None = None,
 ) -> SearchResult:
     """``cfg.num_simulations`` simulations from ``B`` roots.
 
@@ -145,8 +296,11 @@ def search(
             rows, under ``torch.no_grad``.
         root_hidden: ``[B, H]`` the roots' states (the representation of the observations).
         root_logits: ``[B, A]`` the prediction's policy logits at the roots.
-        noise: mix Dirichlet noise into the root prior (training).
+        noise: mix Dirichlet noise into the root prior (training); Gumbel: draw the root's
+            Gumbel variables (else ``g = 0``).
         rng: draws that noise.
+        root_value: ``[B]`` the prediction's values at the roots (Gumbel's mixed value needs
+            them; pUCT does not).
     """
     b, h = root_hidden.shape
     a = root_logits.shape[-1]
@@ -172,9 +326,20 @@ def search(
     act = np.zeros(b, dtype=np.int64)
 
     root_p = torch.softmax(root_logits.detach().double(), -1).cpu().numpy()
-    if noise:
-        if rng is None:
-            raise ValueError("search(noise=True) needs rng, the trial's generator")
+    if noise and rng is None:
+        raise ValueError("search(noise=True) needs rng, the trial's generator")
+    if cfg.gumbel:
+        if root_value is None:
+            raise ValueError("search with cfg.gumbel needs root_value, the roots' predicted values")
+        raw_value = np.zeros((b, n))
+        raw_value[:, 0] = root_value.detach().double().cpu().numpy()
+        logp = np.zeros((b, n, a))  # the nodes' policy logits (log-softmax)
+        logp[:, 0] = np.log(np.maximum(root_p, _TINY))
+        gumbel = rng.gumbel(size=(b, a)) if noise and rng is not None else np.zeros((b, a))
+        considered = np.asarray(
+            considered_visits(min(cfg.max_considered, a), cfg.num_simulations), dtype=np.int64
+        )
+    elif noise and rng is not None:
         frac = cfg.exploration_fraction
         root_p = root_p * (1 - frac) + rng.dirichlet([cfg.dirichlet_alpha] * a, size=b) * frac
     hidden[:, 0] = root_hidden
@@ -182,8 +347,12 @@ def search(
 
     with torch.no_grad():
         for sim in range(1, n):
-            _select(visits, prior, children, edge_visits, edge_q, vmin, vmax,
-                    cfg.pb_c_base, cfg.pb_c_init, node, act)  # fmt: skip
+            if cfg.gumbel:
+                _select_gumbel(logp, children, edge_visits, edge_q, raw_value, gumbel,
+                               considered, cfg.c_visit, cfg.c_scale, node, act)  # fmt: skip
+            else:
+                _select(visits, prior, children, edge_visits, edge_q, vmin, vmax,
+                        cfg.pb_c_base, cfg.pb_c_init, node, act)  # fmt: skip
             r, h_next, logits, v = recurrent(
                 hidden[trees, torch.from_numpy(node).to(dev)], torch.from_numpy(act).to(dev)
             )
@@ -199,6 +368,9 @@ def search(
             )
             prior[:, sim] = host[:, :a]
             reward[:, sim] = host[:, a]
+            if cfg.gumbel:
+                raw_value[:, sim] = host[:, a + 1]
+                logp[:, sim] = np.log(np.maximum(host[:, :a], _TINY))
             parent[:, sim] = node
             action[:, sim] = act
             children[rows, node, act] = sim
@@ -207,10 +379,19 @@ def search(
 
     root_kids = children[:, 0]  # [B, A]
     counts = np.where(root_kids >= 0, visits[rows[:, None], np.maximum(root_kids, 0)], 0.0)
+    improved = chosen = None
+    if cfg.gumbel:
+        sigma, picks = np.empty((b, a)), np.empty(b, dtype=np.int64)
+        _gumbel_root(logp, edge_visits, edge_q, raw_value, gumbel, cfg.c_visit, cfg.c_scale,
+                     sigma, picks)  # fmt: skip
+        improved = torch.softmax(torch.from_numpy(logp[:, 0] + sigma), -1).float()
+        chosen = torch.from_numpy(picks)
     return SearchResult(
         torch.from_numpy(counts).float(),
         torch.from_numpy(value_sum[:, 0] / np.maximum(visits[:, 0], 1)).float(),
         torch.from_numpy(root_p).float(),
+        improved,
+        chosen,
     )
 
 
