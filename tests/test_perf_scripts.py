@@ -17,6 +17,7 @@ SMALL = {
     "ilqg": "--horizon 3 --iterations 1 --steps 1 --warmup 0",
     "mbpo": "--threads 1 --init-steps 300 --steps 2 --set model.max_epochs=1",
     "mcts": "--sims 4 --trees 1 2 --moves 1 --warmup 0",
+    "mcts_gumbel": "--sims 4 --trees 1 2 --moves 1 --warmup 0 --set gumbel=true",
     "pilco": "--task pendulum --points 10 --horizon 3 --policy-iterations 1 --repeats 1",
     "planning": (
         "--threads 1 --members 2 --elites-model 2 --hidden 8 --layers 2 --population 8 "
@@ -33,7 +34,7 @@ SMALL = {
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_speed_script_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    module = importlib.import_module(f"benchmark.perf.{name}")
+    module = importlib.import_module(f"benchmark.perf.{name.removesuffix('_gumbel')}")
     module.main(SMALL[name].split())
     out = capsys.readouterr().out
     assert out.count("\n") >= 2, f"benchmark.perf.{name} printed no table:\n{out}"

@@ -5,6 +5,7 @@ searched together (evaluation episodes or self-play environments run side by sid
 
     python -m benchmark.perf.mcts                       # 50 simulations, 1 and 8 trees, 1 thread
     python -m benchmark.perf.mcts --sims 25 --trees 1 16
+    python -m benchmark.perf.mcts --set gumbel=true     # Gumbel MuZero's search
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         def move(obs: torch.Tensor = obs) -> None:
             with torch.no_grad():
                 s = net.represent(obs)
-                logits, _ = net.predict(s)
-            search(timed_recurrent, s, logits, agent.search_cfg, noise=True, rng=agent.ctx.np_rng)
+                logits, v = net.predict(s)
+            search(timed_recurrent, s, logits, agent.search_cfg, noise=True, rng=agent.ctx.np_rng,
+                   root_value=net.value(v))  # fmt: skip
 
         for _ in range(args.warmup):
             move()
