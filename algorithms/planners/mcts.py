@@ -116,6 +116,16 @@ class SearchResult(NamedTuple):
 
 
 @njit(cache=True)
+def _descend(i, cur, best, children, node, act):
+    """Tree ``i`` steps from ``cur`` along ``best``: the child, or -1 after writing the
+    unexpanded edge into ``node [B]`` and ``act [B]``."""
+    nxt = children[i, cur, best]
+    if nxt < 0:
+        node[i], act[i] = cur, best
+    return nxt
+
+
+@njit(cache=True)
 def _select(visits, prior, children, edge_visits, edge_q, vmin, vmax, c_base, c_init, node, act):
     """Each tree's descent by pUCT to an unexpanded edge: writes its parent and action into
     ``node [B]`` and ``act [B]``."""
@@ -136,11 +146,9 @@ def _select(visits, prior, children, edge_visits, edge_q, vmin, vmax, c_base, c_
                 score = qn + c / (n_edge + 1.0) * prior[i, cur, j]
                 if score > best_score:  # strict: the lowest index among ties
                     best, best_score = j, score
-            nxt = children[i, cur, best]
-            if nxt < 0:
-                node[i], act[i] = cur, best
+            cur = _descend(i, cur, best, children, node, act)
+            if cur < 0:
                 break
-            cur = nxt
 
 
 @njit(cache=True)
@@ -243,11 +251,9 @@ def _select_gumbel(
                     score = p - edge_visits[i, cur, j] / (1.0 + n_sum)
                     if score > best_score:
                         best, best_score = j, score
-            nxt = children[i, cur, best]
-            if nxt < 0:
-                node[i], act[i] = cur, best
+            cur = _descend(i, cur, best, children, node, act)
+            if cur < 0:
                 break
-            cur = nxt
 
 
 @njit(cache=True)
