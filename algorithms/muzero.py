@@ -134,6 +134,13 @@ class MuZeroConfig(AlgoConfig):
     """0: ``eps_greedy``'s random actions last one step (LightZero). Above 1: temporally-extended
     eps-greedy (Dabney et al. 2021, Algorithm 1), the random action held for ``n ~ zeta(mu)``
     steps, ``P(n) ~ n^-mu`` (the paper's ``mu``: 2), no new draw while it is held."""
+    action_repeat: PositiveInt = 1
+    """Env steps each decision is held for (the paper's Atari agents: 4, the frame skip of
+    Mnih et al. 2015; cartpole.py: 1). One search per decision, one stored step per decision
+    with the rewards summed (``discount``, ``td_steps``, ``num_unroll_steps``, the probe's
+    horizons and ez-greedy's durations count decisions); the budget, ``eps_decay_steps`` and
+    ``train_ratio`` still count env steps, so a decision gets ``k x train_ratio`` gradient
+    steps. 1: every env step is a decision."""
     # --- network
     encoding: PositiveInt = 8
     """Hidden-state size (cartpole.py ``encoding_size``: 8)."""
@@ -276,7 +283,7 @@ class MuZeroAgent(Algorithm):
             c.probe_capacity, task.obs_dim, 1, act_dtype=np.int64, drop_partial=False,
             device=self.device,
         )  # fmt: skip
-        self.value_discount = c.discount
+        self.value_discount = c.discount ** (1.0 / c.action_repeat)  # per env step
         self.env_steps = 0
         self.train_steps = 0
         self.episodes_done = 0
@@ -285,6 +292,12 @@ class MuZeroAgent(Algorithm):
         self._last: tuple[np.ndarray, float] | None = None  # the training search's targets
         self._root_sum, self._root_count = 0.0, 0
         self._held: tuple[int, int] = (0, 0)  # ez-greedy's random action and its steps left
+        # action_repeat: per mode (True: training), the decision held and its env steps left,
+        # and the env steps of the running decision summed so far (obs, action, reward, n)
+        self._repeat: dict[bool, tuple[int, int]] = {True: (0, 0), False: (0, 0)}
+        self._acc: dict[bool, tuple[np.ndarray, np.ndarray, float, int] | None] = {
+            True: None, False: None,
+        }  # fmt: skip
         L = c.num_unroll_steps + 1 + c.td_steps
         self._disc = c.discount ** torch.arange(L, dtype=torch.float32, device=self.device)
 
@@ -304,7 +317,12 @@ class MuZeroAgent(Algorithm):
 
     def act(self, obs: np.ndarray, *, explore: bool, info: Mapping[str, Any] | None = None) -> int:
         """A search from ``obs``; in training the visit distribution and root value are kept
-        for the step's :meth:`observe`."""
+        for the step's :meth:`observe`. Within an ``action_repeat`` decision: its action."""
+        self._mode = explore
+        action, left = self._repeat[explore]
+        if left > 0:
+            self._repeat[explore] = (action, left - 1)
+            return action
         with torch.no_grad():
             s = self.net.represent(self._obs(obs))
             logits, v_logits = self.net.predict(s)
@@ -332,7 +350,32 @@ class MuZeroAgent(Algorithm):
                 counts = res.visit_counts[0].numpy()
                 target = counts / counts.sum()
             self._last = (target, float(res.root_value[0]))
+        self._repeat[explore] = (a, self.cfg.action_repeat - 1)
         return a
+
+    def reset(self, *, explore: bool) -> None:
+        self._repeat[explore] = (0, 0)
+        self._acc[explore] = None
+
+    def _decision(self, transition: Transition, explore: bool) -> Transition | None:
+        """``action_repeat``: the decision's transition once its last env step is in (the
+        rewards summed, ``obs`` from its first step), else ``None``."""
+        if self.cfg.action_repeat == 1:
+            return transition
+        acc = self._acc[explore]
+        if acc is None:
+            acc = (transition.obs, transition.action, 0.0, 0)
+        obs, action, reward, n = acc
+        acc = (obs, action, reward + transition.reward, n + 1)
+        end = transition.terminated or transition.truncated
+        if self._repeat[explore][1] > 0 and not end:
+            self._acc[explore] = acc
+            return None
+        self._acc[explore] = None
+        self._repeat[explore] = (0, 0)
+        return Transition(
+            obs, action, acc[2], transition.next_obs, transition.terminated, transition.truncated
+        )
 
     def _eps_action(self, greedy: int) -> int:
         """``eps_greedy``: a held random action, a new one with probability ``eps`` (held for a
@@ -357,6 +400,10 @@ class MuZeroAgent(Algorithm):
 
     # ------------------------------------------------------------------ data
     def observe(self, transition: Transition) -> None:
+        self.env_steps += 1
+        transition = self._decision(transition, True)  # type: ignore[assignment]
+        if transition is None:
+            return
         if self._last is None:
             raise RuntimeError("muzero.observe: call act(obs, explore=True) for the step first")
         policy, root_value = self._last
@@ -366,7 +413,6 @@ class MuZeroAgent(Algorithm):
         self.replay.add(transition, policy=policy, root_value=root_value)
         self._episode_len += 1
         self.priority[self.replay.slots(np.array([len(self.replay) - 1]))] = 0.0  # a reused slot
-        self.env_steps += 1
         if transition.terminated or transition.truncated:
             self._held = (0, 0)
             self._prioritize_last_episode()
@@ -374,7 +420,9 @@ class MuZeroAgent(Algorithm):
             self._episode_len = 0
 
     def observe_eval(self, transition: Transition) -> None:
-        self.probe.add(transition)
+        transition = self._decision(transition, self._mode)  # type: ignore[assignment]
+        if transition is not None:
+            self.probe.add(transition)
 
     def _prioritize_last_episode(self) -> None:
         """Initial priorities of the episode that just ended: ``|root value - z|^alpha`` with

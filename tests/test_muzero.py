@@ -207,6 +207,44 @@ def test_ez_greedy_holds_its_random_action_for_a_zeta_duration():
         MuZeroAgent.check_task(TASKS["cartpole"].resolve(), MuZeroConfig(eps_duration_mu=0.5))
 
 
+def test_action_repeat_searches_once_per_decision_and_stores_its_summed_step():
+    agent = _agent(num_simulations=4, action_repeat=3)
+    calls = []
+    real = agent.net.represent
+    agent.net.represent = lambda o: calls.append(1) or real(o)  # one per search
+    agent.reset(explore=True)
+    obs = [np.full(4, i, np.float32) for i in range(9)]
+    acts = []
+    for i in range(7):  # decisions of 3, 3 and the episode's last step alone (truncated)
+        acts.append(agent.act(obs[i], explore=True))
+        end = i == 6
+        agent.observe(Transition(obs[i], np.array([acts[-1]], np.float32), float(i + 1),
+                                 obs[i + 1], False, end))  # fmt: skip
+    assert len(calls) == 3 and acts[0:3] == [acts[0]] * 3 and acts[3:6] == [acts[3]] * 3
+    assert agent.env_steps == 7 and len(agent.replay) == 3 and agent.episodes_done == 1
+    steps = agent.replay.steps()
+    assert steps.reward.tolist() == [6.0, 15.0, 7.0]  # 1+2+3, 4+5+6, 7
+    assert steps.obs[:, 0].tolist() == [0.0, 3.0, 6.0]
+    assert steps.next_obs[:, 0].tolist() == [3.0, 6.0, 7.0]
+    assert steps.act[:, 0].tolist() == [acts[0], acts[3], acts[6]]
+    assert agent.value_discount == pytest.approx(agent.cfg.discount ** (1 / 3))
+    # an evaluation in the middle of a decision keeps the training decision's sum apart
+    agent.reset(explore=True)
+    a = agent.act(obs[0], explore=True)
+    agent.observe(Transition(obs[0], np.array([a], np.float32), 1.0, obs[1], False, False))
+    agent.reset(explore=False)
+    for i in range(3):
+        e = agent.act(obs[i], explore=False)
+        agent.observe_eval(Transition(obs[i], np.array([e], np.float32), 2.0, obs[i + 1],
+                                      False, False))  # fmt: skip
+    assert len(agent.probe.steps().obs) == 1 and agent.probe.steps().reward.tolist() == [6.0]
+    for i in (1, 2):
+        assert agent.act(obs[i], explore=True) == a
+        agent.observe(Transition(obs[i], np.array([a], np.float32), 1.0, obs[i + 1], False,
+                                 False))  # fmt: skip
+    assert len(agent.replay) == 4 and agent.replay.steps().reward.tolist()[-1] == 3.0
+
+
 def test_continuous_tasks_and_a_bad_temperature_schedule_are_refused():
     with pytest.raises(ConfigError, match="discrete_actions"):
         MuZeroAgent.check_task(TASKS["pendulum"].resolve(), MuZeroConfig())
