@@ -293,9 +293,9 @@ class MuZeroAgent(Algorithm):
         self._root_sum, self._root_count = 0.0, 0
         self._held: tuple[int, int] = (0, 0)  # ez-greedy's random action and its steps left
         # action_repeat: per mode (True: training), the decision held and its env steps left,
-        # and the env steps of the running decision summed so far (obs, action, reward, n)
+        # and the running decision's first observation, action and reward summed so far
         self._repeat: dict[bool, tuple[int, int]] = {True: (0, 0), False: (0, 0)}
-        self._acc: dict[bool, tuple[np.ndarray, np.ndarray, float, int] | None] = {
+        self._acc: dict[bool, tuple[np.ndarray, np.ndarray, float] | None] = {
             True: None, False: None,
         }  # fmt: skip
         L = c.num_unroll_steps + 1 + c.td_steps
@@ -362,19 +362,16 @@ class MuZeroAgent(Algorithm):
         rewards summed, ``obs`` from its first step), else ``None``."""
         if self.cfg.action_repeat == 1:
             return transition
-        acc = self._acc[explore]
-        if acc is None:
-            acc = (transition.obs, transition.action, 0.0, 0)
-        obs, action, reward, n = acc
-        acc = (obs, action, reward + transition.reward, n + 1)
+        obs, action, reward = self._acc[explore] or (transition.obs, transition.action, 0.0)
+        reward += transition.reward
         end = transition.terminated or transition.truncated
         if self._repeat[explore][1] > 0 and not end:
-            self._acc[explore] = acc
+            self._acc[explore] = (obs, action, reward)
             return None
         self._acc[explore] = None
         self._repeat[explore] = (0, 0)
         return Transition(
-            obs, action, acc[2], transition.next_obs, transition.terminated, transition.truncated
+            obs, action, reward, transition.next_obs, transition.terminated, transition.truncated
         )
 
     def _eps_action(self, greedy: int) -> int:
