@@ -3,7 +3,12 @@ the time limit under uniform random actions, under random actions repeated a fix
 steps, and under temporally-extended random actions (ez-greedy's durations, ``n ~ zeta(mu)``;
 Dabney et al. 2021), the rule ``muzero``'s ``eps_greedy`` + ``eps_duration_mu`` follows at
 ``eps = 1``. On Acrobot-v1 this is what separates a seed that sees the goal from one that never
-does (docs/algorithms/muzero.md)::
+does (docs/algorithms/muzero.md).
+
+On Acrobot-v1 it also prints what holding each action costs a good policy: the mean return of a
+hand-written bang-bang controller (torque ``sign(dtheta2 + c * dtheta1)``, the best gain ``c`` of
+a grid) whose decisions are held ``repeat`` steps, as ``muzero``'s ``action_repeat`` holds them.
+It is a reference a learned policy can beat, not the optimum::
 
     python -m benchmark.perf.exploration --task acrobot --episodes 100
 """
@@ -40,6 +45,27 @@ def goal_rate(task_name: str, episodes: int, seed: int, repeat: int = 1, mu: flo
     return early / episodes, float(np.mean(returns))
 
 
+def bang_bang_return(repeat: int, gain: float, episodes: int, seed: int) -> float:
+    """Mean Acrobot-v1 return of ``+1`` torque when ``dtheta2 + gain * dtheta1 > 0``, else ``-1``,
+    each decision held ``repeat`` steps (observation: cos/sin of both angles, then the two
+    angular velocities)."""
+    env = TASKS["acrobot"].resolve().make_env()
+    returns = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed * 100_000 + ep)
+        ret, done = 0.0, False
+        while not done:
+            action = 2 if obs[5] + gain * obs[4] > 0 else 0
+            for _ in range(repeat):
+                obs, r, term, trunc, _ = env.step(action)
+                ret += float(r)
+                done = term or trunc
+                if done:
+                    break
+        returns.append(ret)
+    return float(np.mean(returns))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--task", default="acrobot")
@@ -47,6 +73,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, nargs="*", default=[1, 2, 4, 8, 16])
     p.add_argument("--mus", type=float, nargs="*", default=[2.0, 1.5])
+    p.add_argument(
+        "--held",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3, 4],
+        help="Acrobot only: the decision lengths the bang-bang controller is run at",
+    )
+    p.add_argument("--gains", type=float, nargs="*", default=[-3, -2, -1.5, -1, -0.5, 0, 0.5])
     args = p.parse_args(argv)
     print(f"{args.task}: {args.episodes} episodes of random actions, seed {args.seed}")
     print(f"{'actions':<24} {'goal share':>10} {'mean return':>12}")
@@ -55,6 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     for label, k, mu in rules:
         share, mean = goal_rate(args.task, args.episodes, args.seed, repeat=k, mu=mu)
         print(f"{label:<24} {share:>10.0%} {mean:>12.1f}")
+    if args.task != "acrobot":
+        return
+    print(f"\nbang-bang controller, {args.episodes} episodes, best gain of {args.gains}")
+    print(f"{'decision held':<24} {'best gain':>10} {'mean return':>12}")
+    for k in args.held:
+        mean, gain = max((bang_bang_return(k, c, args.episodes, args.seed), c) for c in args.gains)
+        print(f"{f'{k} step(s)':<24} {gain:>10g} {mean:>12.1f}")
 
 
 if __name__ == "__main__":
