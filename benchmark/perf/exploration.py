@@ -16,10 +16,29 @@ It is a reference a learned policy can beat, not the optimum::
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 
 from envs import TASKS
+
+
+def _held_episode(
+    env: gym.Env, seed: int, choose: Callable[[np.ndarray], tuple[int, int]]
+) -> tuple[float, bool]:
+    """One episode from ``reset(seed=seed)`` whose actions come from ``choose(obs) -> (action,
+    env steps to hold it)``, asked again once a hold runs out: ``(return, ended early)``."""
+    obs, _ = env.reset(seed=seed)
+    ret, action, left = 0.0, 0, 0
+    while True:
+        if left == 0:
+            action, left = choose(obs)
+        left -= 1
+        obs, r, term, trunc, _ = env.step(action)
+        ret += float(r)
+        if term or trunc:
+            return ret, bool(term)
 
 
 def goal_rate(task_name: str, episodes: int, seed: int, repeat: int = 1, mu: float = 0.0):
@@ -28,21 +47,12 @@ def goal_rate(task_name: str, episodes: int, seed: int, repeat: int = 1, mu: flo
     task = TASKS[task_name].resolve()
     env = task.make_env()
     rng = np.random.default_rng(seed)
-    early, returns = 0, []
-    for ep in range(episodes):
-        env.reset(seed=seed * 100_000 + ep)
-        action, left, ret, done = 0, 0, 0.0, False
-        while not done:
-            if left == 0:
-                action = int(rng.integers(task.act_dim))
-                left = int(rng.zipf(mu)) if mu else repeat
-            left -= 1
-            _, r, term, trunc, _ = env.step(action)
-            ret += float(r)
-            done = term or trunc
-        early += bool(term)
-        returns.append(ret)
-    return early / episodes, float(np.mean(returns))
+
+    def choose(_obs):
+        return int(rng.integers(task.act_dim)), int(rng.zipf(mu)) if mu else repeat
+
+    runs = [_held_episode(env, seed * 100_000 + ep, choose) for ep in range(episodes)]
+    return float(np.mean([early for _, early in runs])), float(np.mean([r for r, _ in runs]))
 
 
 def bang_bang_return(repeat: int, gain: float, episodes: int, seed: int) -> float:
@@ -50,20 +60,13 @@ def bang_bang_return(repeat: int, gain: float, episodes: int, seed: int) -> floa
     each decision held ``repeat`` steps (observation: cos/sin of both angles, then the two
     angular velocities)."""
     env = TASKS["acrobot"].resolve().make_env()
-    returns = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed * 100_000 + ep)
-        ret, done = 0.0, False
-        while not done:
-            action = 2 if obs[5] + gain * obs[4] > 0 else 0
-            for _ in range(repeat):
-                obs, r, term, trunc, _ = env.step(action)
-                ret += float(r)
-                done = term or trunc
-                if done:
-                    break
-        returns.append(ret)
-    return float(np.mean(returns))
+
+    def choose(obs):
+        return (2 if obs[5] + gain * obs[4] > 0 else 0), repeat
+
+    return float(
+        np.mean([_held_episode(env, seed * 100_000 + ep, choose)[0] for ep in range(episodes)])
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
