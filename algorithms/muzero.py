@@ -134,6 +134,12 @@ class MuZeroConfig(AlgoConfig):
     """0: ``eps_greedy``'s random actions last one step (LightZero). Above 1: temporally-extended
     eps-greedy (Dabney et al. 2021, Algorithm 1), the random action held for ``n ~ zeta(mu)``
     steps, ``P(n) ~ n^-mu`` (the paper's ``mu``: 2), no new draw while it is held."""
+    eps_duration_unit: PositiveInt = 1
+    """Decisions per unit of ``eps_greedy``'s durations: a random action is held for
+    ``eps_duration_unit x n`` decisions (``n = 1`` without ``eps_duration_mu``). 1: the paper's
+    and LightZero's. Above 1 (a deviation, the suite's): with ``action_repeat`` 1 it explores as
+    a ``k``-step repeat does (random actions held ``k x n`` env steps) while every searched
+    action is still taken for one env step."""
     action_repeat: PositiveInt = 1
     """Env steps each decision is held for (the paper's Atari agents: 4, the frame skip of
     Mnih et al. 2015; cartpole.py: 1). One search per decision, one stored step per decision
@@ -237,6 +243,11 @@ class MuZeroAgent(Algorithm):
             raise ConfigError(
                 f"muzero: eps_duration_mu={config.eps_duration_mu} is no zeta exponent; set 0 "
                 "(one-step random actions) or a value above 1 (the ez-greedy paper's: 2)"
+            )
+        if config.eps_duration_unit > 1 and not config.eps_greedy:
+            raise ConfigError(
+                f"muzero: eps_duration_unit={config.eps_duration_unit} holds eps_greedy's random "
+                "actions, which is off; set muzero.eps_greedy=true or eps_duration_unit=1"
             )
         temps, steps = config.temperatures, config.temperature_steps
         if len(temps) != len(steps) + 1 or list(steps) != sorted(steps):
@@ -376,7 +387,8 @@ class MuZeroAgent(Algorithm):
 
     def _eps_action(self, greedy: int) -> int:
         """``eps_greedy``: a held random action, a new one with probability ``eps`` (held for a
-        zeta-distributed number of steps when ``eps_duration_mu`` is set), else ``greedy``."""
+        zeta-distributed number of steps when ``eps_duration_mu`` is set; both times
+        ``eps_duration_unit``), else ``greedy``."""
         action, left = self._held
         if left > 0:
             self._held = (action, left - 1)
@@ -386,7 +398,8 @@ class MuZeroAgent(Algorithm):
             return greedy
         action = int(rng.integers(self.n_actions))
         mu = self.cfg.eps_duration_mu
-        self._held = (action, int(rng.zipf(mu)) - 1 if mu else 0)
+        n = int(rng.zipf(mu)) if mu else 1
+        self._held = (action, n * self.cfg.eps_duration_unit - 1)
         return action
 
     @torch.no_grad()

@@ -207,6 +207,22 @@ def test_ez_greedy_holds_its_random_action_for_a_zeta_duration():
         MuZeroAgent.check_task(TASKS["cartpole"].resolve(), MuZeroConfig(eps_duration_mu=0.5))
 
 
+def test_ez_greedy_durations_count_in_units_of_decisions():
+    obs = np.zeros(4, np.float32)
+    for mu in (0.0, 2.0):
+        agent = _agent(num_simulations=4, eps_greedy=True, eps_start=1.0, eps_end=1.0,
+                       eps_duration_mu=mu, eps_duration_unit=4)  # fmt: skip
+        lefts = []
+        for _ in range(100):  # a new draw holds 4 x n decisions (n = 1 without mu)
+            agent._held = (0, 0)
+            agent.act(obs, explore=True)
+            lefts.append(agent._held[1])
+        assert all(left % 4 == 3 for left in lefts)
+        assert (max(lefts) > 3) == bool(mu)
+    with pytest.raises(ConfigError, match="eps_greedy=true"):
+        MuZeroAgent.check_task(TASKS["cartpole"].resolve(), MuZeroConfig(eps_duration_unit=4))
+
+
 def test_action_repeat_searches_once_per_decision_and_stores_its_summed_step():
     agent = _agent(num_simulations=4, action_repeat=3)
     calls = []
