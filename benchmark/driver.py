@@ -433,14 +433,28 @@ def load_agent(
     *,
     overrides: Mapping[str, Any] | None = None,
     device: str | None = None,
+    checkpoint: bool = False,
 ) -> tuple[Algorithm, TaskSpec, TrialSpec, int]:
     """The agent a finished trial saved, rebuilt from its spec: ``(algo, task, spec, step)``.
 
     ``overrides`` are added to the trial's own (settings that leave the networks' shapes alone,
-    such as ``eval_root_noise``); ``device`` replaces the spec's. Sets torch's threads to the
-    trial's ``threads``, as :func:`run_trial` does. Raises ``FileNotFoundError``
-    naming the fix when the folder holds no saved agent, ``ConfigError`` on bad overrides."""
-    path = Path(trial_dir) / AGENT_FILE
+    such as ``eval_root_noise``); ``device`` replaces the spec's. ``checkpoint``: the agent of
+    an unfinished trial's last checkpoint instead (``checkpoint.pt``, its spec from
+    ``spec.json``), read only. Sets torch's threads to the trial's ``threads``, as
+    :func:`run_trial` does. Raises ``FileNotFoundError`` naming the fix when the folder holds
+    no saved agent, ``ConfigError`` on bad overrides."""
+    spec_dict: dict[str, Any] | None = None
+    if checkpoint:
+        path, spec_path = Path(trial_dir) / "checkpoint.pt", Path(trial_dir) / "spec.json"
+        for need in (path, spec_path):
+            if not need.exists():
+                raise FileNotFoundError(
+                    f"{need} does not exist: give the folder of a trial that is still running "
+                    f"or was stopped (finished trials keep {AGENT_FILE}: drop checkpoint=True)"
+                )
+        spec_dict = json.loads(spec_path.read_text())
+    else:
+        path = Path(trial_dir) / AGENT_FILE
     if not path.exists():
         running = (Path(trial_dir) / "checkpoint.pt").exists()
         why = (
@@ -451,7 +465,7 @@ def load_agent(
         )
         raise FileNotFoundError(f"{path} does not exist: {why}")
     state = torch.load(path, weights_only=False, map_location="cpu")
-    saved = dict(state["spec"])
+    saved = dict(spec_dict if spec_dict is not None else state["spec"])
     saved["overrides"] = {**saved.get("overrides", {}), **dict(overrides or {})}
     if device is not None:
         saved["device"] = device

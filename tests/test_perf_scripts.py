@@ -49,3 +49,35 @@ def test_acrobot_bang_bang_reference_reaches_the_goal_and_holding_costs() -> Non
     four = bang_bang_return(4, -0.5, episodes=5, seed=0)
     assert -150 < one
     assert four < one
+
+
+def test_critic_table_of_a_checkpointed_tdmpc2_trial(tmp_path, capsys) -> None:
+    """``benchmark.perf.critic`` reads an unfinished trial's checkpoint (read only: it is still
+    there, byte for byte) and prints a row per return bin; the returns-to-go restart at every
+    episode; a trial without a checkpoint is one line naming the fix."""
+    import dataclasses
+    import json
+
+    import numpy as np
+    from smoke import run_to_eval_at_200, smoke_spec
+
+    from benchmark.driver import load_agent
+    from benchmark.perf.critic import critic_table, main, returns_to_go, steps_left
+
+    ep = np.array([0, 0, 0, 1, 1])
+    assert returns_to_go(np.array([1.0, 2.0, 4.0, 1.0, 1.0]), ep, 0.5).tolist() == [
+        3.0, 4.0, 4.0, 1.5, 1.0,
+    ]  # fmt: skip
+    assert steps_left(ep).tolist() == [2, 1, 0, 1, 0]
+    spec = smoke_spec("tdmpc2", total_steps=600)
+    run_to_eval_at_200(spec, trial_dir=tmp_path, checkpoint_every_s=0)
+    (tmp_path / "spec.json").write_text(json.dumps(dataclasses.asdict(spec)))  # as trial.py
+    ckpt = (tmp_path / "checkpoint.pt").read_bytes()
+    algo, _, _, step = load_agent(tmp_path, checkpoint=True)
+    rows = critic_table(algo, samples=50)
+    assert step == 200 and sum(r["n"] for r in rows) == 50
+    main([str(tmp_path), "--checkpoint", "--samples", "20"])
+    assert "float32" in capsys.readouterr().out
+    assert (tmp_path / "checkpoint.pt").read_bytes() == ckpt
+    with pytest.raises(FileNotFoundError, match="drop checkpoint=True"):
+        load_agent(tmp_path / "none", checkpoint=True)
