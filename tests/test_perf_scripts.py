@@ -76,8 +76,9 @@ def test_critic_table_of_a_checkpointed_tdmpc2_trial(tmp_path, capsys) -> None:
     algo, _, _, step = load_agent(tmp_path, checkpoint=True)
     rows = critic_table(algo, samples=50)
     assert step == 200 and sum(r["n"] for r in rows) == 50
-    main([str(tmp_path), "--checkpoint", "--samples", "20"])
-    assert "float32" in capsys.readouterr().out
+    main([str(tmp_path), "--checkpoint", "--samples", "20", "--updates", "2", "--every", "1"])
+    out = capsys.readouterr().out
+    assert "after 1 more fp32 updates" in out and "after 2 more" in out
     assert (tmp_path / "checkpoint.pt").read_bytes() == ckpt
     with pytest.raises(FileNotFoundError, match="drop checkpoint=True"):
         load_agent(tmp_path / "none", checkpoint=True)

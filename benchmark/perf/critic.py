@@ -17,7 +17,10 @@ targets (``Q(z,a)`` near ``target``) but not ``G`` is biased by its own bootstra
 
     python -m benchmark.perf.critic results/<run>/trials/<trial> [--checkpoint]
 
-``--checkpoint`` reads an unfinished trial's last checkpoint (read only). Findings:
+``--checkpoint`` reads an unfinished trial's last checkpoint (read only). ``--updates N``
+then continues the agent's own updates (model, Q heads, policy) on its frozen replay, no new
+data, under ``--precision``, and prints the float32 table every ``--every`` updates: how far
+the critic is from the fixed point of the data it has. Findings:
 docs/algorithms/tdmpc2.md.
 """
 
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
+import time
 from typing import Any
 
 import numpy as np
@@ -124,6 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samples", type=int, default=8000, help="replay steps sampled")
     p.add_argument("--bins", type=int, default=5, help="return bins (quantiles)")
     p.add_argument("--seed", type=int, default=0, help="the sample's and the head pair's seed")
+    p.add_argument(
+        "--updates", type=int, default=0,
+        help="then continue the agent's updates on its frozen replay (no new data) this many times",
+    )  # fmt: skip
+    p.add_argument("--every", type=int, default=1000, help="print the table every so many updates")
+    p.add_argument("--precision", choices=["bf16", "fp32"], default="fp32", help="of the updates")
     args = p.parse_args(argv)
     algo, _, spec, step = load_agent(args.trial, checkpoint=args.checkpoint)
     if spec.algo != "tdmpc2":
@@ -137,6 +148,18 @@ def main(argv: list[str] | None = None) -> None:
             critic_table(algo, samples=args.samples, bins=args.bins, bf16=cast, seed=args.seed),
             title,
         )
+    if not args.updates:
+        return
+    # the agent's own updates on its frozen replay, in the precision asked (read out in fp32)
+    algo.cfg = dataclasses.replace(algo.cfg, bf16=args.precision == "bf16")
+    starts = algo.replay.full_starts(algo.cfg.horizon)
+    t0 = time.perf_counter()
+    for i in range(1, args.updates + 1):
+        algo._update(starts)
+        if i % args.every == 0 or i == args.updates:
+            rows = critic_table(algo, samples=args.samples, bins=args.bins, seed=args.seed)
+            _print(rows, f"float32, after {i} more {args.precision} updates on the frozen replay")
+    print(f"{(time.perf_counter() - t0) / args.updates * 1e3:.0f} ms per update (with read-outs)")
 
 
 if __name__ == "__main__":
