@@ -1,8 +1,9 @@
 """How well a ``tdmpc2`` trial's critic knows the returns of its own data: over a sample of the
-replay's steps, binned (quantiles) by the discounted return-to-go the episode realised from that step
-(``G``, at the agent's discount, no bootstrap; only steps at least ``2 / (1 - discount)`` steps
-before their episode's end, where the cut-off changes ``G`` by at most ``discount^200``, 13%),
-the mean of
+replay's steps, in quantile bins of the discounted return-to-go its episode realised from each
+step (``G``, at the agent's discount, no bootstrap; only steps at least ``2 / (1 - discount)``
+steps before their episode's last stored one, where the cut-off leaves out at most
+``discount^(2 / (1 - discount))``, about ``e^-2`` = 13%, of a constant reward's return), the
+mean of
 
 - ``Q(z,a)``: each Q head at the stored action (what the value loss fits),
 - ``target``: the TD target ``r + discount * min of two target heads at (z', pi(z'))``,
