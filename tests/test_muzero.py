@@ -331,14 +331,15 @@ def test_value_prefix_training_fits_a_small_replay():
 
 
 @pytest.mark.slow
-def test_muzero_balances_the_cartpole_within_2000_steps():
-    """The standard entry's first 2000 steps (muzero-general's CartPole config, 50 simulations,
-    batch 128), seed 0, one torch thread: the standard run evaluated 500 at 2k on seeds 0 and 1
-    and 148 on seed 2 (docs/algorithms/muzero.md); random actions score ~20, an untrained or
-    non-learning MuZero ~9. ~3-4 min on a free core."""
+def test_muzero_learns_to_balance_the_cartpole_within_4000_steps():
+    """The standard entry's first 4000 steps (muzero-general's CartPole config, 50 simulations,
+    batch 128), seed 0, one torch thread: the standard run evaluated 500, 500, 471 at 4k on
+    seeds 0-2 (an AVX2 host); seed 0 on an AVX-512 BF16 host, whose float paths give another
+    trajectory, 34, 86, 170, 304 at 1k-4k (docs/algorithms/muzero.md). Random actions score
+    ~20, an untrained or non-learning MuZero ~9. ~7 min on a free core."""
     spec = TrialSpec(
-        "muzero", "cartpole", seed=0, total_steps=2000, eval_every=2000, eval_episodes=3,
+        "muzero", "cartpole", seed=0, total_steps=4000, eval_every=4000, eval_episodes=3,
         device="cpu", threads=1,
     )  # fmt: skip
     final = eval_curve(run_trial(spec))[-1]
-    assert final[0] == 2000 and final[1] >= 300, final
+    assert final[0] == 4000 and final[1] >= 200, final
