@@ -48,7 +48,8 @@ def _at_least(minimum: float, kind: type = int) -> Callable[[str], Any]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    """``python -m benchmark evaluate``: reload a finished trial's agent and run episodes."""
+    """``python -m benchmark evaluate``: reload a finished trial's agent (or, ``--checkpoint``,
+    an unfinished one's last checkpoint) and run episodes."""
     import numpy as np
 
     from benchmark.driver import _episode_seed, evaluate, load_agent
@@ -64,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"--set {other[0]}.*: this trial ran {spec_algo!r}; write {spec_algo}.KEY=VALUE"
             )
         algo, task, spec, step = load_agent(
-            trial, overrides=sets.get(spec_algo, {}), device=args.device
+            trial, overrides=sets.get(spec_algo, {}), device=args.device, checkpoint=args.checkpoint
         )
     except (ConfigError, SuiteError, UnknownNameError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -205,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         help="fresh: start states the trial never saw (default); trial: the trial's own "
         "evaluation start states (the first N; with the trial's settings its last evaluation "
         "is reproduced)",
+    )
+    ev.add_argument(
+        "--checkpoint",
+        action="store_true",
+        help="the agent of an unfinished trial's last checkpoint (checkpoint.pt, read only) "
+        "instead of a finished trial's agent.pt",
     )
     ev.add_argument(
         "--explore",

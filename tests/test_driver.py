@@ -197,3 +197,5 @@ def test_evaluate_command(tmp_path, capsys):
     (tmp_path / "t" / "agent.pt").unlink()
     assert main(["evaluate", str(tmp_path / "t")]) == 2
     assert "agent.pt does not exist" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "t"), "--checkpoint"]) == 2  # a finished trial
+    assert "checkpoint.pt does not exist" in capsys.readouterr().err
