@@ -455,15 +455,15 @@ def load_agent(
         spec_dict = json.loads(spec_path.read_text())
     else:
         path = Path(trial_dir) / AGENT_FILE
-    if not path.exists():
-        running = (Path(trial_dir) / "checkpoint.pt").exists()
-        why = (
-            "the trial has not finished (it saves its agent when it does; RESUME= its run)"
-            if running
-            else "a trial saves its agent when it finishes (trials that finished before the "
-            "suite did so have none); rerun the trial to get one"
-        )
-        raise FileNotFoundError(f"{path} does not exist: {why}")
+        if not path.exists():
+            running = (Path(trial_dir) / "checkpoint.pt").exists()
+            why = (
+                "the trial has not finished (it saves its agent when it does; RESUME= its run)"
+                if running
+                else "a trial saves its agent when it finishes (trials that finished before the "
+                "suite did so have none); rerun the trial to get one"
+            )
+            raise FileNotFoundError(f"{path} does not exist: {why}")
     state = torch.load(path, weights_only=False, map_location="cpu")
     saved = dict(spec_dict if spec_dict is not None else state["spec"])
     saved["overrides"] = {**saved.get("overrides", {}), **dict(overrides or {})}
