@@ -8,18 +8,25 @@ does (docs/algorithms/muzero.md).
 On Acrobot-v1 it also prints what holding each action costs a good policy: the mean return of a
 hand-written bang-bang controller (torque ``sign(dtheta2 + c * dtheta1)``, the best gain ``c`` of
 a grid) whose decisions are held ``repeat`` steps, as ``muzero``'s ``action_repeat`` holds them.
-It is a reference a learned policy can beat, not the optimum::
+It is a reference a learned policy can beat, not the optimum. ``--lookahead d`` adds a stronger
+one: at every decision, each of the ``3^d`` sequences of ``d`` held decisions is tried on the
+task's own equations (``envs.classic.acrobot.dynamics`` in float64, batched over episodes and
+sequences) and then completed by the bang-bang controller to the goal or the time limit; the first
+decision of the sequence that reaches the goal soonest is taken (a rollout policy, which does at
+least as well as its base controller up to the model's float rounding)::
 
-    python -m benchmark.perf.exploration --task acrobot --episodes 100
+    python -m benchmark.perf.exploration --task acrobot --episodes 100 [--lookahead 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from envs import TASKS
 
@@ -69,6 +76,61 @@ def bang_bang_return(repeat: int, gain: float, episodes: int, seed: int) -> floa
     )
 
 
+def rollout_return(
+    repeat: int, gain: float, lookahead: int, episodes: int, seed: int, limit: int = 500
+) -> float:
+    """Mean Acrobot-v1 return of the rollout policy over the bang-bang controller (module
+    docstring), every decision held ``repeat`` steps, on the envs reset with ``seed * 100_000 +
+    ep``: the candidates are simulated in one batch over episodes and sequences, the chosen
+    decisions executed by the envs themselves."""
+    from envs.classic import acrobot
+
+    envs = [TASKS["acrobot"].resolve().make_env() for _ in range(episodes)]
+    for ep, env in enumerate(envs):
+        env.reset(seed=seed * 100_000 + ep)
+    seqs = torch.tensor(list(itertools.product(range(3), repeat=lookahead)))  # [C, d]
+    n_seq, eye = len(seqs), torch.eye(3, dtype=torch.float64)
+    returns, steps = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
+    live = list(range(episodes))
+
+    def bang(x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x[..., 5] + gain * x[..., 4] > 0, 2, 0)
+
+    while live:
+        th = torch.as_tensor(np.stack([envs[e].unwrapped.state for e in live]))  # [L, 4]
+        c1, s1, c2, s2 = th[:, 0].cos(), th[:, 0].sin(), th[:, 1].cos(), th[:, 1].sin()
+        x = torch.stack([c1, s1, c2, s2, th[:, 2], th[:, 3]], -1).repeat_interleave(n_seq, 0)
+        left = torch.as_tensor(limit - steps[live]).repeat_interleave(n_seq)  # [L * C]
+        plan = seqs.repeat(len(live), 1)  # [L * C, d]
+        taken = torch.zeros(len(x), dtype=torch.long)
+        reached = torch.zeros(len(x), dtype=torch.bool)
+        a = plan[:, 0]
+        for k in range(int(left.max())):
+            if k % repeat == 0:
+                i = k // repeat
+                a = plan[:, i] if i < lookahead else bang(x)
+            active = ~reached & (k < left)
+            if not bool(active.any()):
+                break
+            x = torch.where(active[:, None], acrobot.dynamics(x, eye[a]), x)
+            taken += active
+            reached |= active & (acrobot._height(x) > 1.0)
+        cost = torch.where(reached, taken, limit + 1).view(len(live), n_seq)
+        first = seqs[cost.argmin(1), 0].tolist()
+        still = []
+        for e, action in zip(live, first, strict=True):
+            for _ in range(repeat):
+                _, r, term, trunc, _ = envs[e].step(action)
+                returns[e] += float(r)
+                steps[e] += 1
+                if term or trunc:
+                    break
+            else:
+                still.append(e)
+        live = still
+    return float(returns.mean())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--task", default="acrobot")
@@ -84,6 +146,13 @@ def main(argv: list[str] | None = None) -> None:
         help="Acrobot only: the decision lengths the bang-bang controller is run at",
     )
     p.add_argument("--gains", type=float, nargs="*", default=[-3, -2, -1.5, -1, -0.5, 0, 0.5])
+    p.add_argument(
+        "--lookahead",
+        type=int,
+        default=0,
+        help="Acrobot only: also the rollout policy over the best bang-bang gain, trying every "
+        "sequence of this many held decisions before it (0: not run)",
+    )
     args = p.parse_args(argv)
     print(f"{args.task}: {args.episodes} episodes of random actions, seed {args.seed}")
     print(f"{'actions':<24} {'goal share':>10} {'mean return':>12}")
@@ -98,7 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'decision held':<24} {'best gain':>10} {'mean return':>12}")
     for k in args.held:
         mean, gain = max((bang_bang_return(k, c, args.episodes, args.seed), c) for c in args.gains)
-        print(f"{f'{k} step(s)':<24} {gain:>10g} {mean:>12.1f}")
+        line = f"{f'{k} step(s)':<24} {gain:>10g} {mean:>12.1f}"
+        if args.lookahead:
+            roll = rollout_return(k, gain, args.lookahead, args.episodes, args.seed)
+            line += f"   rollout over it, {args.lookahead} decisions ahead: {roll:.1f}"
+        print(line)
 
 
 if __name__ == "__main__":
