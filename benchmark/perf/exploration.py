@@ -62,6 +62,12 @@ def goal_rate(task_name: str, episodes: int, seed: int, repeat: int = 1, mu: flo
     return float(np.mean([early for _, early in runs])), float(np.mean([r for r, _ in runs]))
 
 
+def _bang_bang(obs, gain: float):
+    """Action ``2`` (+1 torque) where ``dtheta2 + gain * dtheta1 > 0``, else ``0``, for one
+    observation (numpy) or a batch (torch, ``[..., 6] -> [...]``)."""
+    return (obs[..., 5] + gain * obs[..., 4] > 0) * 2
+
+
 def bang_bang_return(repeat: int, gain: float, episodes: int, seed: int) -> float:
     """Mean Acrobot-v1 return of ``+1`` torque when ``dtheta2 + gain * dtheta1 > 0``, else ``-1``,
     each decision held ``repeat`` steps (observation: cos/sin of both angles, then the two
@@ -69,7 +75,7 @@ def bang_bang_return(repeat: int, gain: float, episodes: int, seed: int) -> floa
     env = TASKS["acrobot"].resolve().make_env()
 
     def choose(obs):
-        return (2 if obs[5] + gain * obs[4] > 0 else 0), repeat
+        return int(_bang_bang(obs, gain)), repeat
 
     return float(
         np.mean([_held_episode(env, seed * 100_000 + ep, choose)[0] for ep in range(episodes)])
@@ -85,6 +91,8 @@ def rollout_return(
     decisions executed by the envs themselves."""
     from envs.classic import acrobot
 
+    if lookahead < 1:
+        raise ValueError(f"lookahead must be >= 1 decision, got {lookahead}")
     envs = [TASKS["acrobot"].resolve().make_env() for _ in range(episodes)]
     for ep, env in enumerate(envs):
         env.reset(seed=seed * 100_000 + ep)
@@ -92,9 +100,6 @@ def rollout_return(
     n_seq, eye = len(seqs), torch.eye(3, dtype=torch.float64)
     returns, steps = np.zeros(episodes), np.zeros(episodes, dtype=np.int64)
     live = list(range(episodes))
-
-    def bang(x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x[..., 5] + gain * x[..., 4] > 0, 2, 0)
 
     while live:
         th = torch.as_tensor(np.stack([envs[e].unwrapped.state for e in live]))  # [L, 4]
@@ -104,17 +109,16 @@ def rollout_return(
         plan = seqs.repeat(len(live), 1)  # [L * C, d]
         taken = torch.zeros(len(x), dtype=torch.long)
         reached = torch.zeros(len(x), dtype=torch.bool)
-        a = plan[:, 0]
         for k in range(int(left.max())):
             if k % repeat == 0:
                 i = k // repeat
-                a = plan[:, i] if i < lookahead else bang(x)
+                a = plan[:, i] if i < lookahead else _bang_bang(x, gain)
             active = ~reached & (k < left)
             if not bool(active.any()):
                 break
             x = torch.where(active[:, None], acrobot.dynamics(x, eye[a]), x)
             taken += active
-            reached |= active & (acrobot._height(x) > 1.0)
+            reached |= active & acrobot.termination_fn(x, a, x)
         cost = torch.where(reached, taken, limit + 1).view(len(live), n_seq)
         first = seqs[cost.argmin(1), 0].tolist()
         still = []
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     for k in args.held:
         mean, gain = max((bang_bang_return(k, c, args.episodes, args.seed), c) for c in args.gains)
         line = f"{f'{k} step(s)':<24} {gain:>10g} {mean:>12.1f}"
-        if args.lookahead:
+        if args.lookahead > 0:
             roll = rollout_return(k, gain, args.lookahead, args.episodes, args.seed)
             line += f"   rollout over it, {args.lookahead} decisions ahead: {roll:.1f}"
         print(line)
