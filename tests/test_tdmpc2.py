@@ -50,6 +50,21 @@ def test_simnorm_is_a_softmax_per_group():
     y = SimNorm(8)(x)
     torch.testing.assert_close(y.view(3, 2, 8).sum(-1), torch.ones(3, 2))
     torch.testing.assert_close(y[:, :8], torch.softmax(x[:, :8], -1))
+    torch.testing.assert_close(y[:, 8:], torch.softmax(x[:, 8:], -1))
+
+
+def test_simnorm_transposed_softmax_matches_the_plain_one_with_its_gradient():
+    """SimNorm's softmax over the transposed groups (fast on the CPU) against the plain one over
+    the last dimension, values and input gradients, batch dimensions kept."""
+    x = (3 * torch.randn(2, 5, 32)).requires_grad_()
+    w = torch.randn(2, 5, 32)
+    (SimNorm(8)(x) * w).sum().backward()
+    fast = x.grad.clone()
+    x.grad = None
+    plain = torch.softmax(x.unflatten(-1, (4, 8)), -1).flatten(-2)
+    (plain * w).sum().backward()
+    torch.testing.assert_close(SimNorm(8)(x), plain)
+    torch.testing.assert_close(fast, x.grad)
 
 
 def test_ensemble_normed_mlp_is_each_member_on_its_own():
