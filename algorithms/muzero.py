@@ -195,6 +195,17 @@ class MuZeroConfig(AlgoConfig):
     reanalyse: bool = True
     """Bootstrap value targets with the current network's value (cartpole.py
     ``use_last_model_value``: true); ``false``: the stored search root values."""
+    off_policy_correction: bool = False
+    """EfficientZero's off-policy correction: a position's value target sums fewer real rewards
+    the older it is, ``l = clip(td_steps - age // (auto_td_steps_ratio x budget), 1,
+    td_steps)``, its age and the budget counted in stored steps (EfficientZero
+    ``core/reanalyze_worker.py``, ``_prepare_reward_value``, with ``config/atari``'s
+    ``auto_td_steps = auto_td_steps_ratio x training_steps``, whose 100k gradient steps equal
+    its budget of 100k transitions; its ``td_steps`` is 5, the clip's upper end); false: every
+    target sums ``td_steps`` rewards (MuZero)."""
+    auto_td_steps_ratio: PositiveFraction = 0.3
+    """Age, as a fraction of the budget, per step the correction takes off (EfficientZero's
+    ``auto_td_steps_ratio``: 0.3)."""
     bootstrap_truncated: bool = True
     """At a time-limit end, bootstrap with the value of the last next observation; ``false``:
     every episode end is terminal (muzero-general)."""
@@ -475,24 +486,42 @@ class MuZeroAgent(Algorithm):
         w = torch.as_tensor(w / w.max(), dtype=torch.float32, device=self.device)
         return pos, w
 
-    def _targets(self, seq: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _td_steps(self, pos: np.ndarray) -> torch.Tensor | None:
+        """``[B]``: each sampled position's ``td_steps``, shortened with its age under
+        ``off_policy_correction`` (the config field); ``None`` without it (all ``td_steps``)."""
+        c = self.cfg
+        if not c.off_policy_correction:
+            return None
+        budget = max(1, self.ctx.total_steps // c.action_repeat)  # in stored steps
+        age = len(self.replay) - 1 - pos  # stored steps since each position was stored
+        l_steps = c.td_steps - age // max(1, int(c.auto_td_steps_ratio * budget))
+        return torch.as_tensor(np.clip(l_steps, 1, c.td_steps), device=self.device)
+
+    def _targets(
+        self, seq: Any, td: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Value ``[B, K+1]``, reward ``[B, K+1]`` and policy ``[B, K+1, A]`` targets of the
-        sampled windows ``[B, K + 1 + n]`` (module docstring)."""
+        sampled windows ``[B, K + 1 + n]``, row ``b``'s values summing ``td[b] <= n`` rewards
+        (``None``: ``n``; module docstring)."""
         c = self.cfg
         k1, n = c.num_unroll_steps + 1, c.td_steps
         mask = seq.mask
+        if td is None:
+            td = torch.full((mask.shape[0],), n, dtype=torch.long, device=mask.device)
         r = seq.reward * mask
-        g = (r.unfold(1, n, 1)[:, :k1] * self._disc[:n]).sum(-1)  # [B, K+1] n-step sums
+        w = self._disc[:n] * (torch.arange(n, device=td.device) < td[:, None])  # [B, n]
+        g = (r.unfold(1, n, 1)[:, :k1] * w[:, None]).sum(-1)  # [B, K+1] td-step sums
+        at = torch.arange(k1, device=td.device) + td[:, None]  # [B, K+1]: t + k + td
         if c.reanalyse:  # the current network's value at the K + 1 bootstrap positions only
             with torch.no_grad():
-                obs_boot = seq.obs[:, n : n + k1]
-                b, o = obs_boot.shape[0], obs_boot.shape[-1]
+                b, o = seq.obs.shape[0], seq.obs.shape[-1]
+                obs_boot = seq.obs.gather(1, at[..., None].expand(b, k1, o))
                 _, v_logits = self.net.predict(self.net.represent(obs_boot.reshape(b * k1, o)))
                 v_boot = self.net.value(v_logits).reshape(b, k1)
         else:
-            v_boot = seq.extras["root_value"][:, n : n + k1]
-        inside = mask[:, n : n + k1]  # t + k + n still in the episode
-        boot = inside * v_boot * self._disc[n]
+            v_boot = seq.extras["root_value"].gather(1, at)
+        inside = mask.gather(1, at)  # t + k + td still in the episode
+        boot = inside * v_boot * self._disc[td][:, None]
         if c.bootstrap_truncated:
             with torch.no_grad():
                 _, v_logits = self.net.predict(self.net.represent(seq.next_obs[:, -1]))
@@ -520,7 +549,7 @@ class MuZeroAgent(Algorithm):
         k, n = c.num_unroll_steps, c.td_steps
         pos, weight = self._sample_positions()
         seq = self.replay.gather(pos, k + 1 + n)
-        z, u, pi = self._targets(seq)
+        z, u, pi = self._targets(seq, self._td_steps(pos))
         acts = seq.act[:, :k, 0].long()
         past = seq.mask[:, :k] == 0  # past the end: random actions (muzero-general)
         if bool(past.any()):

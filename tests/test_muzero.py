@@ -94,6 +94,26 @@ def test_truncated_episodes_bootstrap_from_the_last_next_observation():
     assert float(z_off[0, 0]) == pytest.approx(1 + g, rel=1e-6)
 
 
+def test_off_policy_correction_shortens_the_targets_of_older_positions():
+    """EfficientZero's dynamic horizon: ``td_steps`` 3, a step off per 2 stored steps of age
+    (ratio 0.002 of a 1000-step budget), clipped to [1, 3]; an 8-step episode (rewards 1-8,
+    root values 10-80), targets from its first (age 7: 1 step) and fifth (age 3: 2 steps)
+    positions."""
+    agent = _agent(reanalyse=False, td_steps=3, off_policy_correction=True,
+                   auto_td_steps_ratio=0.002)  # fmt: skip
+    rewards, values = [float(i) for i in range(1, 9)], [10.0 * i for i in range(1, 9)]
+    _episode(agent, rewards, values)
+    td = agent._td_steps(np.arange(8))
+    assert td.tolist() == [1, 1, 1, 1, 2, 2, 3, 3]
+    pos = np.array([0, 4])
+    z, _, _ = agent._targets(agent.replay.gather(pos, 3 + 1 + 3), agent._td_steps(pos))
+    g = GAMMA
+    want_z0 = [1 + g * 20, 2 + g * 30, 3 + g * 40, 4 + g * 50]
+    want_z4 = [5 + 6 * g + g**2 * 70, 6 + 7 * g + g**2 * 80, 7 + 8 * g, 8.0]
+    torch.testing.assert_close(z, torch.tensor([want_z0, want_z4]))
+    assert _agent(td_steps=3)._td_steps(np.arange(8)) is None  # off: every target sums 3
+
+
 def test_priorities_wait_for_the_episode_end_then_are_root_value_errors():
     agent = _agent(per_alpha=1.0)
     _episode(agent, [1.0, 2.0], [0.0, 0.0], truncated=False)
