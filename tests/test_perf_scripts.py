@@ -93,3 +93,37 @@ def test_critic_table_of_a_checkpointed_tdmpc2_trial(tmp_path, capsys) -> None:
     assert (tmp_path / "checkpoint.pt").read_bytes() == ckpt
     with pytest.raises(FileNotFoundError, match="drop checkpoint=True"):
         load_agent(tmp_path / "none", checkpoint=True)
+
+
+def test_muzero_value_by_age_by_hand(capsys) -> None:
+    """``benchmark.perf.muzero_value``: a terminated episode's first value and return by hand
+    (discount 0.5), a truncated one counted but left out of the means; a missing trial is one
+    line naming the fix."""
+    import math
+
+    import numpy as np
+    import torch
+
+    from algorithms import RunContext
+    from algorithms.api import Transition, apply_overrides
+    from algorithms.muzero import MuZeroAgent, MuZeroConfig
+    from benchmark.perf.muzero_value import main, value_by_age
+    from envs import TASKS
+
+    cfg = apply_overrides(MuZeroConfig(), {"discount": 0.5})
+    agent = MuZeroAgent(TASKS["cartpole"].resolve(), cfg, RunContext.from_seed(0))
+    for length, truncated in ((2, False), (3, True)):
+        for i in range(length):
+            obs = np.full(4, 0.1 * i, np.float32)
+            agent._last = (np.array([0.5, 0.5]), 0.0)
+            last = i == length - 1
+            agent.observe(Transition(obs, np.array([0.0], np.float32), 1.0, obs,
+                                     last and not truncated, last and truncated))  # fmt: skip
+    first, second = value_by_age(agent, parts=2)
+    with torch.no_grad():
+        v = agent.net.value(agent.net.predict(agent.net.represent(torch.zeros(1, 4)))[1])
+    assert (first["episodes"], first["terminated"]) == (1, 1)
+    assert first["G0"] == 1.5 and first["v0"] == pytest.approx(float(v[0]))
+    assert (second["episodes"], second["terminated"]) == (1, 0) and math.isnan(second["G0"])
+    assert main(["/nonexistent/trial"]) == 2
+    assert "error:" in capsys.readouterr().err
