@@ -1,9 +1,9 @@
 """How far a ``muzero`` agent's value is from the returns of its own replay, by the age of the
 data: the stored episodes split into ``--parts`` equal groups in the order they were played, and
 for each group the count of episodes and of those that terminated (on Acrobot-v1: reached the
-goal), and over the terminated episodes the mean network value at their first step (``v0``), the mean discounted
-return that followed it (``G0``, at the agent's per-decision discount, exact since the episode
-ended) and the mean of ``v - G`` over all their steps. Episodes cut by the time limit or still
+goal), and over the terminated episodes the mean network value at their first step (``v0``),
+the mean discounted return that followed it (``G0``, at the agent's per-decision discount, exact
+since the episode ended) and the mean of ``v - G`` over all their steps. Episodes cut by the time limit or still
 running are counted but left out of the means (their ``G`` stops at the cut).
 
 A value fitted to the replay's mixture of old and recent behaviour has about the same ``v0``
