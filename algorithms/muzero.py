@@ -23,6 +23,9 @@ value-equivalent, never asked to reconstruct an observation. Per env step:
    - reward ``u_{t+k}``: the reward of the step into ``t+k`` (``k >= 1``; the pseudocode's
      off-by-one avoided: no reward loss at ``k = 0``); 0 past the end;
    - policy ``pi_{t+k}``: the stored visit distribution; uniform past the end (muzero-general).
+     With ``reanalyse_policy_interval``, MuZero Reanalyze: every that many gradient steps the
+     whole replay is searched again with the current network (one batched search) and the
+     fresh visit distributions and root values replace the stored ones.
 
    Value and reward are categorical over muzero-general's support (21 integers of
    :func:`~algorithms.models.twohot.muzero_h` space), trained with the cross-entropy against
@@ -39,7 +42,8 @@ evaluation: the value-equivalence probe on the evaluation episodes (TD-MPC2's na
 ``probe_horizons``, ``ve_reward_err_h{k}``, ``ve_value_err_h{k}``, ``ve_latent_err_h{k}`` and
 ``ve_policy_err_h{k}``, the total-variation distance between the policy at the rolled state and
 at the encoding of the real one), and ``root_value``, the mean search value of the training steps
-since the last evaluation.
+since the last evaluation; with reanalysis, ``reanalyse_policy_tv``, the mean total-variation
+distance between the stored and the fresh policy targets at the last refresh.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ from algorithms.api import (
     linear_schedule,
 )
 from algorithms.models.muzero_net import MuZeroNet
-from algorithms.planners.mcts import MCTSConfig, search, select_action
+from algorithms.planners.mcts import MCTSConfig, SearchResult, search, select_action
 from algorithms.replay.sequence import SequenceReplay
 from envs.spec import TaskSpec
 
@@ -195,6 +199,18 @@ class MuZeroConfig(AlgoConfig):
     reanalyse: bool = True
     """Bootstrap value targets with the current network's value (cartpole.py
     ``use_last_model_value``: true); ``false``: the stored search root values."""
+    reanalyse_policy_interval: NonNegativeInt = 0
+    """Gradient steps between two refreshes of every stored policy target (MuZero Reanalyze,
+    Schrittwieser et al. 2021): each stored observation searched again with the current
+    network, its visit distribution and root value replacing the stored ones. EfficientZero
+    reanalyses 99% of the sampled positions' policies (``revisit_policy_search_rate`` 0.99)
+    with a target network refreshed every 200 gradient steps (``target_model_interval``), so
+    its targets are at most ~200 steps stale; the whole replay searched every ``interval``
+    steps bounds the staleness the same way in one batched search. 0: the self-play targets
+    as stored (muzero-general)."""
+    reanalyse_policy_noise: bool = True
+    """Root Dirichlet noise in the reanalysis search (EfficientZero's ``_prepare_policy_re``:
+    on); false: noiseless fresh targets."""
     off_policy_correction: bool = False
     """EfficientZero's off-policy correction: a position's value target sums fewer real rewards
     the older it is, ``l = clip(td_steps - age // (auto_td_steps_ratio x budget), 1,
@@ -313,6 +329,7 @@ class MuZeroAgent(Algorithm):
         self._owed = 0.0  # gradient steps owed by train_ratio
         self._last: tuple[np.ndarray, float] | None = None  # the training search's targets
         self._root_sum, self._root_count = 0.0, 0
+        self._reanalyse_tv: float | None = None  # the last reanalysis's policy change
         self._held: tuple[int, int] = (0, 0)  # ez-greedy's random action and its steps left
         # action_repeat: per mode (True: training), the decision held and its env steps left,
         # and the running decision's first observation, action and reward summed so far
@@ -345,18 +362,7 @@ class MuZeroAgent(Algorithm):
         if left > 0:
             self._repeat[explore] = (action, left - 1)
             return action
-        with torch.no_grad():
-            s = self.net.represent(self._obs(obs))
-            logits, v_logits = self.net.predict(s)
-            root_v = self.net.value(v_logits) if self.cfg.gumbel else None
-        if self.cfg.value_prefix:  # the node state carries the LSTM state, prefix and depth
-            s, step = self.net.pack_root(s), self.net.recurrent_packed
-        else:
-            step = self.net.recurrent
-        noise = explore or self.cfg.eval_root_noise
-        res = search(
-            step, s, logits, self.search_cfg, noise=noise, rng=self.ctx.np_rng, root_value=root_v
-        )
+        res = self._search(self._obs(obs), noise=explore or self.cfg.eval_root_noise)
         eps_greedy = explore and self.cfg.eps_greedy
         if res.action is not None:  # Gumbel: Sequential Halving's pick
             a = int(res.action[0])
@@ -366,14 +372,31 @@ class MuZeroAgent(Algorithm):
         if eps_greedy:
             a = self._eps_action(a)
         if explore:
-            if res.policy is not None:
-                target = res.policy[0].numpy()
-            else:
-                counts = res.visit_counts[0].numpy()
-                target = counts / counts.sum()
-            self._last = (target, float(res.root_value[0]))
+            self._last = (self._policy_targets(res)[0], float(res.root_value[0]))
         self._repeat[explore] = (a, self.cfg.action_repeat - 1)
         return a
+
+    def _search(self, obs: torch.Tensor, *, noise: bool) -> SearchResult:
+        """One search from each observation ``[B, obs_dim]`` (one batched search)."""
+        with torch.no_grad():
+            s = self.net.represent(obs)
+            logits, v_logits = self.net.predict(s)
+            root_v = self.net.value(v_logits) if self.cfg.gumbel else None
+        if self.cfg.value_prefix:  # the node state carries the LSTM state, prefix and depth
+            s, step = self.net.pack_root(s), self.net.recurrent_packed
+        else:
+            step = self.net.recurrent
+        return search(
+            step, s, logits, self.search_cfg, noise=noise, rng=self.ctx.np_rng, root_value=root_v
+        )
+
+    @staticmethod
+    def _policy_targets(res: SearchResult) -> np.ndarray:
+        """``[B, A]``: the search's policy targets (visit distribution; Gumbel: its policy)."""
+        if res.policy is not None:
+            return res.policy.cpu().numpy()
+        counts = res.visit_counts.cpu().numpy()
+        return counts / counts.sum(-1, keepdims=True)
 
     def reset(self, *, explore: bool) -> None:
         self._repeat[explore] = (0, 0)
@@ -469,10 +492,29 @@ class MuZeroAgent(Algorithm):
             return {}
         self._owed += self.cfg.train_ratio
         metrics: dict[str, float] = {}
+        every = self.cfg.reanalyse_policy_interval
         while self._owed >= 1.0:
             self._owed -= 1.0
             metrics = self._train_step()
+            if every and self.train_steps % every == 0:
+                self._reanalyse_policies()
         return metrics
+
+    def _reanalyse_policies(self) -> None:
+        """MuZero Reanalyze over the whole replay (``reanalyse_policy_interval``): one batched
+        search from every stored observation with the current network; the fresh visit
+        distributions and root values replace the stored ones. Keeps the mean total-variation
+        distance between old and new policy targets for :meth:`eval_metrics`."""
+        n = len(self.replay)
+        pos = np.arange(n)
+        steps = self.replay.steps()
+        obs = torch.as_tensor(steps.obs, dtype=torch.float32, device=self.device)
+        res = self._search(obs, noise=self.cfg.reanalyse_policy_noise)
+        fresh = self._policy_targets(res)
+        old = steps.extras["policy"]
+        self._reanalyse_tv = float(0.5 * np.abs(fresh - old).sum(-1).mean())
+        self.replay.set_extra("policy", pos, fresh)
+        self.replay.set_extra("root_value", pos, res.root_value.cpu().numpy())
 
     def _sample_positions(self) -> tuple[np.ndarray, torch.Tensor]:
         """Positions by priority (finished episodes only) and their importance weights."""
@@ -668,6 +710,9 @@ class MuZeroAgent(Algorithm):
     def eval_metrics(self) -> Mapping[str, float]:
         out = self.probe_errors()
         self.probe.clear()
+        if self._reanalyse_tv is not None:
+            out["reanalyse_policy_tv"] = self._reanalyse_tv
+            self._reanalyse_tv = None
         if self._root_count:
             out["root_value"] = self._root_sum / self._root_count
             self._root_sum, self._root_count = 0.0, 0

@@ -114,6 +114,36 @@ def test_off_policy_correction_shortens_the_targets_of_older_positions():
     assert _agent(td_steps=3)._td_steps(np.arange(8)) is None  # off: every target sums 3
 
 
+def test_reanalysis_replaces_every_stored_target_with_a_fresh_search(monkeypatch):
+    """MuZero Reanalyze over the replay: every ``reanalyse_policy_interval`` gradient steps the
+    stored visit distributions and root values become a noiseless search's from the current
+    network; off (0), the stored self-play targets stay."""
+    agent = _agent(reanalyse_policy_interval=3, reanalyse_policy_noise=False, train_ratio=1.0)
+    for e in range(2):
+        _episode(agent, [1.0] * 5, [3.0] * 5, start=10.0 * e)
+    old = agent.replay.steps().extras["policy"].copy()
+    calls = []
+    refresh = agent._reanalyse_policies
+    monkeypatch.setattr(agent, "_reanalyse_policies", lambda: (calls.append(agent.train_steps),
+                                                               refresh()))  # fmt: skip
+    for _ in range(6):
+        agent.update()  # one gradient step per call (train_ratio 1)
+    assert calls == [3, 6]  # the last refresh with the network as it is now
+    steps = agent.replay.steps()
+    obs = torch.as_tensor(steps.obs)
+    want = agent._search(obs, noise=False)  # the same network: the same deterministic search
+    np.testing.assert_allclose(steps.extras["policy"], agent._policy_targets(want), rtol=1e-6)
+    np.testing.assert_allclose(steps.extras["root_value"], want.root_value.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(steps.extras["policy"].sum(-1), 1.0, rtol=1e-6)
+    assert not np.allclose(steps.extras["policy"], old)
+    assert "reanalyse_policy_tv" in agent.eval_metrics()
+    off = _agent(train_ratio=1.0)
+    _episode(off, [1.0] * 5, [3.0] * 5)
+    for _ in range(7):
+        off.update()
+    np.testing.assert_array_equal(off.replay.steps().extras["policy"], old[:5])
+
+
 def test_priorities_wait_for_the_episode_end_then_are_root_value_errors():
     agent = _agent(per_alpha=1.0)
     _episode(agent, [1.0, 2.0], [0.0, 0.0], truncated=False)

@@ -225,3 +225,14 @@ def test_probe_state_round_trip_measures_the_same_and_loads_the_old_format():
     assert set(want) == {"model_err_h1", "model_err_h5", "model_err_h10"} and want["model_err_h1"]
     assert [c.measure(_DriftModel()) for c in copies] == [want, want]
     assert probe.measure(_DriftModel()) == {}  # measured steps are forgotten
+
+
+def test_set_extra_overwrites_stored_steps_by_position_after_wrap_around():
+    replay = SequenceReplay(6, 3, 2, extras={"v": ()})
+    _fill(replay, [4, 4], v=0.0)  # the first episode dropped whole: positions 0-3 hold ep 1
+    replay.set_extra("v", np.array([1, 3]), np.array([5.0, 7.0]))
+    np.testing.assert_array_equal(replay.steps().extras["v"], [0.0, 5.0, 0.0, 7.0])
+    with pytest.raises(IndexError, match="must lie in"):
+        replay.set_extra("v", np.array([4]), np.array([1.0]))
+    with pytest.raises(KeyError, match="declared"):
+        replay.set_extra("w", np.array([0]), np.array([1.0]))

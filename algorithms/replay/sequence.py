@@ -200,6 +200,23 @@ class SequenceReplay:
             self._end[self._slots(max(self._open_start, self._lo), hi + 1)] = hi + 1
             self._open_start = -1
 
+    def set_extra(self, name: str, positions: np.ndarray, values: Any) -> None:
+        """Overwrite the extra field ``name`` of stored steps ``positions [N]`` into
+        :meth:`steps` (0 = oldest) with ``values [N, ...]`` (MuZero Reanalyze's fresh search
+        targets)."""
+        if name not in self._extras:
+            raise KeyError(
+                f"SequenceReplay.set_extra: no extra field {name!r}; declared: "
+                f"{sorted(self._extras)}"
+            )
+        positions = np.asarray(positions, np.int64)
+        if len(positions) and (positions.min() < 0 or positions.max() >= len(self)):
+            raise IndexError(
+                f"SequenceReplay.set_extra: positions must lie in [0, {len(self)}), got "
+                f"[{positions.min()}, {positions.max()}]"
+            )
+        self._extras[name][self.slots(positions)] = values
+
     def _evict(self) -> None:
         """Free the oldest slot (the ring is full): drop its step, and its episode if asked."""
         end = int(self._end[self._lo % self.capacity])
